@@ -1,0 +1,92 @@
+"""Typed dataclass configuration shared by every trainer and attack.
+
+A config is a frozen-free ``@dataclass`` with typed fields and commented defaults. Profiles are
+plain instances kept in a dict by the module that owns the config. ``apply_overrides`` turns
+``key=value`` strings from the CLI into a new instance, converting each value to the field's type
+and raising ``ValueError`` naming the key for an unknown key or a bad value (no string eval).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Iterable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def _convert(name: str, raw: str, annotation: Any) -> Any:
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if raw.lower() in ("none", "null") and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _convert(name, raw, inner[0])
+    if origin in (tuple, list):
+        items = [s for s in raw.split(",") if s.strip()]
+        elem = args[0] if args else str
+        values = [_convert(name, s.strip(), elem) for s in items]
+        return tuple(values) if origin is tuple else values
+    if annotation is bool:
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(f"{name}={raw!r}: expected a boolean (true/false)")
+    if annotation in (int, float, str):
+        try:
+            return annotation(raw)
+        except ValueError:
+            raise ValueError(f"{name}={raw!r}: expected {annotation.__name__}") from None
+    if origin is typing.Literal:
+        if raw not in [str(a) for a in args]:
+            raise ValueError(f"{name}={raw!r}: expected one of {', '.join(map(str, args))}")
+        return type(args[0])(raw)
+    raise ValueError(f"{name}: cannot set a field of type {annotation!r} from the command line")
+
+
+def parse_key_values(items: Iterable[str]) -> dict[str, str]:
+    """Split ``["a=1", "b=x"]`` into ``{"a": "1", "b": "x"}``; ``ValueError`` on a bad item."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"{item!r}: expected key=value")
+        out[key.strip().replace("-", "_")] = value.strip()
+    return out
+
+
+def apply_overrides(config: T, overrides: dict[str, str] | Iterable[str]) -> T:
+    """Return a copy of ``config`` with ``overrides`` (``key=value`` strings or a dict) applied."""
+    if not dataclasses.is_dataclass(config) or isinstance(config, type):
+        raise TypeError(f"config must be a dataclass instance, got {type(config).__name__}")
+    pairs = overrides if isinstance(overrides, dict) else parse_key_values(overrides)
+    hints = typing.get_type_hints(type(config))
+    names = {f.name for f in dataclasses.fields(config)}
+    changes: dict[str, Any] = {}
+    for key, raw in pairs.items():
+        if key not in names:
+            raise ValueError(
+                f"unknown setting {key!r} for {type(config).__name__}; "
+                f"known: {', '.join(sorted(names))}"
+            )
+        changes[key] = _convert(key, raw, hints[key])
+    return dataclasses.replace(config, **changes)  # type: ignore[type-var,unused-ignore]
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """JSON-ready dict of a dataclass config."""
+    return dataclasses.asdict(config)
+
+
+def from_dict(cls: type[T], data: dict[str, Any]) -> T:
+    """Rebuild a config from ``to_dict`` output, ignoring keys the class no longer has."""
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    kwargs = {}
+    for k, v in data.items():
+        if k in names:
+            kwargs[k] = tuple(v) if isinstance(v, list) else v
+    return cls(**kwargs)

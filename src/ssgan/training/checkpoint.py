@@ -1,0 +1,148 @@
+"""Crash-safe, code-free checkpoints.
+
+A checkpoint is a directory entry pair ``<name>.safetensors`` (tensors only) + ``<name>.json``
+(metadata: config, class names, sample rate, metrics...). Optional training state (optimiser,
+scheduler, RNG) goes to ``<name>.state.pt`` and is read back with ``torch.load(weights_only=True)``,
+which refuses anything but tensors and plain containers. Nothing from a run directory is ever
+unpickled with arbitrary code.
+
+Every write goes to a temporary file in the same directory, is fsynced, then renamed over the
+target, so a crash leaves either the old or the new file, never a torn one. The JSON is written
+last and doubles as the "complete" marker.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from ssgan.errors import CheckpointError
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], object]) -> None:
+    """Call ``write(tmp)`` on a temp file beside ``path``, fsync it, then rename it to ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as fh:
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    def write(tmp: Path) -> None:
+        tmp.write_text(text, encoding="utf-8")
+
+    atomic_write(path, write)
+
+
+def atomic_write_json(path: str | Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def save_checkpoint(
+    directory: str | Path,
+    name: str,
+    tensors: dict[str, torch.Tensor],
+    meta: dict[str, Any],
+    state: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``<name>.safetensors``, optional ``<name>.state.pt``, then ``<name>.json``.
+
+    ``tensors`` is a flat name -> tensor dict (use ``flatten_state_dicts`` for several modules).
+    Returns the JSON path.
+    """
+    directory = Path(directory)
+    cpu = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    atomic_write(directory / f"{name}.safetensors", lambda tmp: save_file(cpu, str(tmp)))
+    if state is not None:
+        atomic_write(directory / f"{name}.state.pt", lambda tmp: torch.save(state, tmp))
+    json_path = directory / f"{name}.json"
+    atomic_write_json(json_path, meta)
+    return json_path
+
+
+def load_checkpoint(
+    directory: str | Path, name: str, *, with_state: bool = False
+) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any] | None]:
+    """Read a checkpoint written by ``save_checkpoint``: (tensors, meta, state or None).
+
+    Raises ``CheckpointError`` naming the file when anything is missing, truncated or corrupted.
+    """
+    directory = Path(directory)
+    json_path = directory / f"{name}.json"
+    weights_path = directory / f"{name}.safetensors"
+    if not directory.is_dir():
+        raise CheckpointError(f"{directory}: run directory not found")
+    if not json_path.is_file():
+        raise CheckpointError(f"{json_path}: checkpoint metadata not found")
+    try:
+        meta = json.loads(json_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{json_path}: corrupted checkpoint metadata ({exc})") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{json_path}: checkpoint metadata is not a JSON object")
+    if not weights_path.is_file():
+        raise CheckpointError(f"{weights_path}: checkpoint weights not found")
+    try:
+        tensors = load_file(str(weights_path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{weights_path}: truncated or corrupted weights ({exc})") from None
+    state = None
+    if with_state:
+        state_path = directory / f"{name}.state.pt"
+        if not state_path.is_file():
+            raise CheckpointError(f"{state_path}: training state not found")
+        try:
+            state = torch.load(state_path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # the unpickler refuses code; any failure is a bad file
+            raise CheckpointError(
+                f"{state_path}: refused or corrupted training state ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0] if str(exc) else ''})"
+            ) from None
+    return tensors, meta, state
+
+
+def flatten_state_dicts(**modules: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``{"G": g.state_dict(), "D": ...}`` -> ``{"G.conv.weight": ..., ...}`` for safetensors."""
+    flat: dict[str, torch.Tensor] = {}
+    for prefix, sd in modules.items():
+        for k, v in sd.items():
+            flat[f"{prefix}.{k}"] = v
+    return flat
+
+
+def unflatten_state_dict(flat: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """Inverse of ``flatten_state_dicts`` for one prefix."""
+    p = prefix + "."
+    return {k[len(p) :]: v for k, v in flat.items() if k.startswith(p)}
+
+
+def rng_state() -> dict[str, Any]:
+    """The global torch CPU RNG state (dropout etc.), as a tensor, for exact resume."""
+    return {"torch": torch.get_rng_state()}
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
