@@ -1,0 +1,199 @@
+"""``ssgan evaluate attack --attack NAME ... --victim RUN_V --dataset ... --out DIR``.
+
+Also reachable as ``ssgan evaluate --attack NAME ...``. Runs a registered attack over one side of
+a split and writes ``records.jsonl``, ``summary.json``, ``report.md`` and ``report.html`` to
+``--out`` (see ``ssgan.evaluation``). Learned attacks load their state with ``--generator``: an
+``ssgan train gan`` run for ``ssgan``, a directory written by ``attack.save`` for the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import sys
+import typing
+from pathlib import Path
+from typing import Any
+
+from ssgan.cli.common import add_dataset_args, add_device_arg, dataset_from_args, progress_bar
+from ssgan.errors import DatasetError, OutputError, SSGANError
+
+# Files of a finished evaluation; any of them in --out means "results exist".
+_RESULT_FILES = ("summary.json", "records.jsonl", "report.html", "report.md")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from ssgan.attacks import ATTACKS
+
+    parser = sub.add_parser(
+        "attack",
+        help="run an attack over a dataset split: ACC, ASR, MSNR, time; records and a report",
+        description="Attack every clip of one side of a split against a trained victim and "
+        "write per-clip records, a summary and a Markdown + self-contained HTML report.",
+    )
+    parser.add_argument("--attack", required=True, choices=sorted(ATTACKS), help="attack name")
+    parser.add_argument(
+        "--attack-arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="attack setting (repeatable), e.g. eps=0.002",
+    )
+    parser.add_argument(
+        "--generator",
+        default=None,
+        metavar="RUN_G",
+        help="learned attack state: an `ssgan train gan` run (ssgan) or an attack.save directory",
+    )
+    parser.add_argument("--victim", required=True, metavar="RUN_V", help="victim run directory")
+    add_dataset_args(parser)
+    parser.add_argument("--subset", choices=("train", "test"), default="test")
+    parser.add_argument("--limit", type=int, default=None, help="attack only the first N clips")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the attack's generator")
+    parser.add_argument("--examples", type=int, default=4, help="examples shown in the report")
+    add_device_arg(parser)
+    parser.add_argument("--out", required=True, type=Path, help="output directory")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing results")
+    parser.set_defaults(func=run)
+
+
+def _kwargs_for(func: Any, pairs: dict[str, str], what: str) -> dict[str, Any]:
+    """Convert ``key=value`` strings by ``func``'s annotations (as ``make_attack`` does)."""
+    from ssgan.config import _convert
+
+    params = {p for p in inspect.signature(func).parameters if p not in ("self", "cls")}
+    hints = typing.get_type_hints(func)
+    out: dict[str, Any] = {}
+    for key, raw in pairs.items():
+        key = key.replace("-", "_")
+        if key not in params or key in ("run_dir", "directory", "device"):
+            known = ", ".join(sorted(params - {"run_dir", "directory", "device"}))
+            raise ValueError(f"unknown setting {key!r} for {what}; known: {known}")
+        out[key] = _convert(key, raw, hints.get(key, str))
+    return out
+
+
+def build_attack(args: argparse.Namespace) -> Any:
+    """The attack of ``--attack``, set by ``--attack-arg`` or loaded from ``--generator``."""
+    from ssgan.attacks import LearnedAttack, attack_class, make_attack
+    from ssgan.config import parse_key_values
+
+    pairs = parse_key_values(args.attack_arg)
+    cls = attack_class(args.attack)
+    if args.attack == "ssgan":
+        if args.generator is None:
+            raise SSGANError("--attack ssgan needs --generator RUN_G (an `ssgan train gan` run)")
+        from_run = cls.from_run  # type: ignore[attr-defined]
+        kwargs = _kwargs_for(from_run, pairs, "attack 'ssgan' (loaded with --generator)")
+        return from_run(args.generator, device=args.device, **kwargs)
+    if args.generator is not None:
+        if not issubclass(cls, LearnedAttack):
+            raise SSGANError(f"--generator is only for learned attacks; {args.attack!r} is not one")
+        if pairs:
+            raise SSGANError("--attack-arg cannot change a loaded attack; its settings are saved")
+        return cls.load(args.generator)
+    attack = make_attack(args.attack, pairs)
+    if isinstance(attack, LearnedAttack) and not attack.is_fitted:
+        raise SSGANError(
+            f"attack {args.attack!r} is learned and not fitted: pass --generator DIR "
+            "(a directory written by its save())"
+        )
+    return attack
+
+
+def _check_out(out: Path, overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out}: exists and is not a directory")
+    existing = [name for name in _RESULT_FILES if (out / name).exists()]
+    if existing and not overwrite:
+        raise OutputError(
+            f"{out}: already holds results ({', '.join(existing)}); pass --overwrite to replace "
+            "them or choose another --out"
+        )
+
+
+def run(args: argparse.Namespace) -> int:
+    from ssgan.data.splits import make_split
+    from ssgan.evaluation import evaluate_attack, json_safe
+    from ssgan.models.victim import load_victim
+    from ssgan.paper import paper_rows_for
+
+    for name in ("batch_size", "examples"):
+        if getattr(args, name) < (1 if name == "batch_size" else 0):
+            raise SSGANError(f"--{name.replace('_', '-')} {getattr(args, name)}: too small")
+    if args.limit is not None and args.limit < 1:
+        raise SSGANError(f"--limit {args.limit}: must be at least 1")
+    out: Path = args.out
+    _check_out(out, args.overwrite)
+    try:
+        attack = build_attack(args)
+    except ValueError as exc:  # a bad --attack-arg: the user's to fix
+        raise SSGANError(str(exc)) from None
+    victim, victim_meta = load_victim(args.victim, device=args.device)
+
+    dataset = dataset_from_args(args)
+    train, test = make_split(dataset, args.split, seed=args.split_seed)
+    part = train if args.subset == "train" else test
+    if args.limit is not None:
+        part = part.subset(range(min(args.limit, len(part))))
+    if len(part) == 0:
+        raise DatasetError(
+            f"{dataset.name}: the {args.subset} side of split {args.split!r} is empty"
+        )
+    victim_classes = list(victim_meta.get("class_names") or [])
+    if victim_classes and victim_classes != list(part.class_names):
+        raise DatasetError(
+            f"victim {args.victim} was trained on {len(victim_classes)} classes "
+            f"({', '.join(victim_classes[:3])}, ...), dataset {dataset.name} has "
+            f"{len(part.class_names)} ({', '.join(part.class_names[:3])}, ...)"
+        )
+    with progress_bar(len(part), f"loading {part.name}") as bar:
+        part.waveforms(progress=bar.update)
+
+    config = attack.config() if hasattr(attack, "config") else {}
+    meta = {
+        "attack": args.attack,
+        "attack_config": config,
+        "generator_run": str(args.generator) if args.generator else None,
+        "victim": str(args.victim),
+        "dataset": dataset.name,
+        "root": str(args.root),
+        "split": args.split,
+        "split_seed": args.split_seed,
+        "subset": args.subset,
+        "limit": args.limit,
+    }
+    t1 = float(getattr(attack, "segment_seconds", 1.6))
+    rows = paper_rows_for(args.attack, dataset=args.dataset, subset=args.subset, t1_seconds=t1)
+    result = evaluate_attack(
+        attack,
+        victim,
+        part,
+        generator_seed=args.seed,
+        batch_size=args.batch_size,
+        progress=True,
+        out_dir=out,
+        class_names=victim_classes or None,
+        n_examples=args.examples,
+        title=f"{args.attack} against {Path(args.victim).name} on {dataset.name} "
+        f"({args.split}, {args.subset})",
+        paper_rows=rows,
+        meta=meta,
+    )
+    s = result.summary
+    if args.json:
+        print(json.dumps(json_safe(s), indent=2, sort_keys=True))
+    else:
+        from ssgan.report.markdown import format_value as fmt
+
+        print(
+            f"{s['n']} clips: ACC {fmt(s['acc'], 'pct')} %, ASR {fmt(s['asr'], 'pct')} % "
+            f"(after 16-bit PCM {fmt(s['asr_pcm16'], 'pct')} %), "
+            f"MSNR {fmt(s['msnr_db'], 'db')} dB, "
+            f"{fmt(s['seconds_per_example'], 's')} s per example on {s['device']}"
+        )
+        print(f"report: {result.report_html}", file=sys.stdout)
+    return 0

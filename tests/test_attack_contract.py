@@ -1,0 +1,175 @@
+"""The contract every registered attack honours (foolbox-style ``Attack.__call__``).
+
+Parametrised over ``ssgan.attacks.ATTACKS`` (plus PGD in L2): shape and dtype kept, output in
+[-1, 1] and within the attack's budget (exact norms), the victim's modes and ``requires_grad``
+restored with no gradient left on its weights, the same seed giving the same output, and on the
+tiny synthetic victim most correctly classified clips flipped (untargeted) / sent to the target
+(targeted). Hyperparameters are tuned to the tiny victim, which needs loud perturbations.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+
+import pytest
+import torch
+
+from conftest import synth_batch
+from ssgan.attacks import ATTACKS, Attack, LearnedAttack, make_attack
+
+LENGTH = 4000
+
+# name -> (registry name, overrides): fast settings that fool the tiny victim.
+CASES: dict[str, tuple[str, list[str]]] = {
+    "fgsm": ("fgsm", ["eps=0.5"]),
+    "pgd": ("pgd", ["eps=0.5", "steps=5"]),
+    "pgd-l2": ("pgd", ["norm=l2", "eps=30", "steps=5"]),
+    "cw": ("cw", ["c=100", "lr=0.1", "steps=10", "binary_search_steps=1"]),
+    "uap-iterative": (
+        "uap-iterative",
+        ["xi=0.8", f"length={LENGTH}", "max_passes=2", "ddn_steps=20", "ddn_init_norm=20"],
+    ),
+    "uap-penalty": ("uap-penalty", ["c=1000", "lr=0.01", "max_epochs=100", f"length={LENGTH}"]),
+    # A one-epoch GAN on 0.125 s segments: checks the interface, not its strength.
+    "ssgan": ("ssgan", ["segment_seconds=0.125", "epochs=1"]),
+}
+# Attacks whose quick fit is not meant to fool (their strength is tested elsewhere).
+WEAK = {"ssgan"}
+
+assert {registry for registry, _ in CASES.values()} == set(ATTACKS), (
+    "a registered attack lacks a case"
+)
+
+
+def _has_ssgan() -> bool:
+    return importlib.util.find_spec("ssgan.attacks.ssgan") is not None
+
+
+NAMES = [
+    pytest.param(
+        name,
+        marks=pytest.mark.skipif(
+            name == "ssgan" and not _has_ssgan(), reason="ssgan.attacks.ssgan not built yet"
+        ),
+    )
+    for name in CASES
+]
+
+
+@pytest.fixture(scope="module")
+def clean():
+    return synth_batch(8, LENGTH, seed=7)
+
+
+_BUILT: dict[str, Attack] = {}
+
+
+@pytest.fixture()
+def attack(request, tiny_victim, clean) -> Attack:
+    """The case's attack, fitted once per session on the clean clips when it is learned."""
+    name = request.param
+    if name not in _BUILT:
+        registry, overrides = CASES[name]
+        built = make_attack(registry, overrides)
+        if isinstance(built, LearnedAttack):
+            x, y = clean
+            built.fit(tiny_victim, x, y, generator=torch.Generator().manual_seed(0))
+        _BUILT[name] = built
+    return _BUILT[name]
+
+
+parametrize = pytest.mark.parametrize(
+    ("attack", "name"),
+    [pytest.param(p.values[0], p.values[0], marks=p.marks) for p in NAMES],
+    indirect=["attack"],
+)
+
+
+@parametrize
+def test_shape_dtype_bounds_and_budget(attack, name, tiny_victim, clean):
+    x, y = clean
+    x_adv = attack(tiny_victim, x, y, generator=torch.Generator().manual_seed(1))
+    assert x_adv.shape == x.shape and x_adv.dtype == x.dtype
+    assert not x_adv.requires_grad
+    assert torch.isfinite(x_adv).all()
+    assert float(x_adv.abs().max()) <= 1.0
+    budget = attack.budget()
+    delta = x_adv - x
+    if budget is not None and budget.norm == "linf":
+        assert float(delta.abs().amax()) <= budget.eps + 1e-6
+    elif budget is not None:
+        assert float(delta.norm(dim=1).max()) <= budget.eps * (1 + 1e-6)
+    assert float(delta.abs().max()) > 0, f"{name} left the clips unchanged"
+
+
+@parametrize
+def test_victim_modes_and_grads_restored(attack, name, tiny_victim, clean):
+    victim = copy.deepcopy(tiny_victim)
+    victim.train()
+    victim.features[1].eval()  # a mixed-mode model must come back mixed
+    for p in victim.parameters():
+        p.requires_grad_(True)
+    victim.fc.weight.requires_grad_(False)
+    bn_mean = victim.features[1].running_mean.clone()
+    modes = [m.training for m in victim.modules()]
+    flags = [p.requires_grad for p in victim.parameters()]
+    x, y = clean
+    attack(victim, x, y)
+    assert [m.training for m in victim.modules()] == modes
+    assert [p.requires_grad for p in victim.parameters()] == flags
+    assert all(p.grad is None for p in victim.parameters())
+    # The victim ran in eval mode: batch-norm statistics untouched.
+    assert torch.equal(victim.features[1].running_mean, bn_mean)
+
+
+@parametrize
+def test_same_seed_same_output(attack, name, tiny_victim, clean):
+    x, y = clean
+    a = attack(tiny_victim, x, y, generator=torch.Generator().manual_seed(5))
+    b = attack(tiny_victim, x, y, generator=torch.Generator().manual_seed(5))
+    assert torch.equal(a, b)
+
+
+@parametrize
+def test_untargeted_flips_most_correct_clips(attack, name, tiny_victim, clean):
+    if name in WEAK:
+        pytest.skip(f"{name}: a quickly fitted instance is not meant to fool")
+    x, y = clean
+    with torch.no_grad():
+        correct = tiny_victim(x).argmax(1) == y
+        assert correct.sum() >= 6
+        x_adv = attack(tiny_victim, x, y)
+        flipped = (tiny_victim(x_adv).argmax(1) != y) & correct
+    assert flipped.sum() / correct.sum() > 0.5, f"{name} flipped {int(flipped.sum())}"
+
+
+@parametrize
+def test_targeted_hits_target_or_is_refused(attack, name, tiny_victim, clean):
+    x, y = clean
+    target = (y + 1) % 4
+    if not attack.targeted_supported:
+        with pytest.raises(ValueError, match="targeted"):
+            attack(tiny_victim, x, y, target=target)
+        return
+    with torch.no_grad():
+        x_adv = attack(tiny_victim, x, y, target=target)
+        hit = tiny_victim(x_adv).argmax(1) == target
+    assert hit.float().mean() > 0.5, f"{name} hit the target on {int(hit.sum())}/8"
+
+
+@parametrize
+def test_bad_inputs_are_refused(attack, name, tiny_victim, clean):
+    x, y = clean
+    with pytest.raises(ValueError, match=r"\(batch, time\)"):
+        attack(tiny_victim, x[0], y)
+    with pytest.raises(ValueError, match=r"\[-1, 1\]"):
+        attack(tiny_victim, x * 2, y)
+    with pytest.raises(TypeError, match="float"):
+        attack(tiny_victim, (x * 100).long(), y)
+    with pytest.raises(ValueError, match="shape"):
+        attack(tiny_victim, x, y[:3])
+    with pytest.raises(ValueError, match="4 classes"):
+        attack(tiny_victim, x, y + 4)
+    with pytest.raises(ValueError, match="NaN"):
+        attack(tiny_victim, x.clone().fill_(float("nan")), y)
