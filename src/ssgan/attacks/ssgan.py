@@ -1,0 +1,242 @@
+"""SSGAN: the short-time synthesis GAN attack (paper section IV) under the common Attack interface.
+
+A trained generator G maps a ``t1``-second segment to a perturbation. Attacking a clip of any
+length (paper section IV-D, "SIP" at test time): cut the clip into consecutive non-overlapping
+``t1`` segments (the last one filled with the clip's own audio), run G on all segments batched
+(``chunk_segments`` at a time, so memory stays bounded for hour-long inputs), stitch the
+perturbations, trim to the original length: ``x_adv = x + delta``, clipped to [-1, 1].
+
+With ``overlap=True`` the segments start every ``t1 / 2`` and their perturbations are crossfaded
+(``ssgan.data.segments.overlap_add``) instead of butting against each other.
+
+The attack needs no gradient of the victim at attack time: one forward pass of a ~36 K-parameter
+network per segment. ``fit`` trains G against a victim with ``ssgan.training.gan``; a run
+trained with ``ssgan train gan`` loads with ``SSGANAttack.from_run(run_dir)``.
+
+Reference: SSGAN, "GAN-based short-time synthesis adversarial examples for environmental sound
+classification" (see /shared/paper); G after AdvGAN (Xiao et al., IJCAI 2018).
+
+Example:
+    >>> attack = SSGANAttack.from_run("runs/gan")          # doctest: +SKIP
+    >>> x_adv = attack(victim, x, y)                       # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from ssgan import SAMPLE_RATE
+from ssgan.attacks.base import LearnedAttack, check_int, check_positive
+from ssgan.data import segments as sip
+from ssgan.errors import CheckpointError
+from ssgan.models.generator import DEFAULT_MAX_DELTA, Generator
+from ssgan.training.checkpoint import load_checkpoint, unflatten_state_dict
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["GAN_KIND", "SSGANAttack"]
+
+GAN_KIND = "ssgan-gan"
+"""``kind`` in the JSON metadata of checkpoints written by ``ssgan.training.gan``."""
+
+
+class SSGANAttack(LearnedAttack):
+    """The SSGAN attack: ``x_adv = x + G(x)`` segment by segment, for clips of any length.
+
+    Args:
+        segment_seconds: ``t1``, the segment length G was trained on (1.6 s in the paper).
+        overlap: crossfade half-overlapping segments instead of butting them.
+        chunk_segments: how many segments go through G at once (bounds memory).
+        channels, n_down, n_blocks, block_kernel, max_delta, norm: the generator's shape (see
+            ``ssgan.models.generator.Generator``).
+        profile: the ``ssgan.training.gan.PROFILES`` entry ``fit`` trains with.
+        epochs: overrides that profile's epoch count in ``fit`` (``None``: keep it).
+
+    Untargeted only at call time: a generator trained with ``target_class`` already aims at
+    that class, so ``target=`` is refused.
+    """
+
+    name: ClassVar[str] = "ssgan"
+    targeted_supported: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        *,
+        segment_seconds: float = 1.6,
+        overlap: bool = False,
+        chunk_segments: int = 64,
+        channels: int = 8,
+        n_down: int = 2,
+        n_blocks: int = 4,
+        block_kernel: int = 3,
+        max_delta: float = DEFAULT_MAX_DELTA,
+        norm: bool = False,
+        profile: str = "smoke",
+        epochs: int | None = None,
+    ) -> None:
+        self.segment_seconds = check_positive("segment_seconds", segment_seconds)
+        self.overlap = bool(overlap)
+        self.chunk_segments = check_int("chunk_segments", chunk_segments, minimum=1)
+        self.channels = channels
+        self.n_down = n_down
+        self.n_blocks = n_blocks
+        self.block_kernel = block_kernel
+        self.max_delta = max_delta
+        self.norm = norm
+        self.profile = profile
+        self.epochs = None if epochs is None else check_int("epochs", epochs, minimum=1)
+        self.segment_samples = max(1, round(self.segment_seconds * SAMPLE_RATE))
+        self.generator = Generator(
+            channels=channels,
+            n_down=n_down,
+            n_blocks=n_blocks,
+            block_kernel=block_kernel,
+            max_delta=max_delta,
+            norm=norm,
+        )
+        self._fitted = False
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def from_generator(
+        cls, generator: Generator, *, segment_seconds: float, **kwargs: Any
+    ) -> SSGANAttack:
+        """Wrap an existing (e.g. in-training) generator module; it is used, not copied."""
+        attack = cls(
+            segment_seconds=segment_seconds,
+            max_delta=generator.max_delta,
+            norm=generator.norm,
+            **kwargs,
+        )
+        attack.generator = generator
+        attack._fitted = True
+        return attack
+
+    @classmethod
+    def from_run(
+        cls,
+        run_dir: str | Path,
+        *,
+        checkpoint: str = "best",
+        overlap: bool = False,
+        chunk_segments: int = 64,
+        device: str | torch.device = "cpu",
+    ) -> SSGANAttack:
+        """Load the generator of a run written by ``ssgan train gan`` (safetensors + JSON).
+
+        Raises ``CheckpointError`` naming the file for a missing run, a checkpoint of another
+        kind or weights that do not fit the recorded generator shape.
+        """
+        tensors, meta, _ = load_checkpoint(run_dir, checkpoint)
+        where = Path(run_dir) / f"{checkpoint}.json"
+        if meta.get("kind") != GAN_KIND:
+            raise CheckpointError(
+                f"{where}: not an SSGAN checkpoint (kind={meta.get('kind')!r}, "
+                f"expected {GAN_KIND!r})"
+            )
+        shape = meta.get("generator")
+        if not isinstance(shape, dict) or "segment_seconds" not in meta:
+            raise CheckpointError(f"{where}: metadata lacks the generator shape or segment_seconds")
+        try:
+            attack = cls(
+                segment_seconds=float(meta["segment_seconds"]),
+                overlap=overlap,
+                chunk_segments=chunk_segments,
+                **shape,
+            )
+            attack.generator.load_state_dict(unflatten_state_dict(tensors, "G"), strict=True)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            first = " ".join(str(exc).split())[:300]
+            raise CheckpointError(f"{where}: cannot rebuild the generator ({first})") from None
+        attack.generator.to(device).eval()
+        attack._fitted = True
+        return attack
+
+    # ------------------------------------------------------------------ LearnedAttack state
+
+    @property
+    def is_fitted(self) -> bool:
+        return self._fitted
+
+    def state_tensors(self) -> dict[str, Tensor]:
+        return {f"G.{k}": v for k, v in self.generator.state_dict().items()}
+
+    def load_state_tensors(self, tensors: dict[str, Tensor]) -> None:
+        self.generator.load_state_dict(unflatten_state_dict(tensors, "G"), strict=True)
+        self.generator.eval()
+        self._fitted = True
+
+    def _fit(
+        self,
+        model: nn.Module,
+        clips: list[Tensor],
+        labels: Tensor,
+        generator: torch.Generator,
+        progress: bool,
+    ) -> None:
+        import dataclasses
+
+        from ssgan.training.gan import PROFILES, fit_gan
+
+        if self.profile not in PROFILES:
+            raise ValueError(f"profile={self.profile!r}: expected one of {', '.join(PROFILES)}")
+        config = dataclasses.replace(
+            PROFILES[self.profile],
+            segment_seconds=self.segment_seconds,
+            g_channels=self.channels,
+            g_down=self.n_down,
+            g_blocks=self.n_blocks,
+            g_block_kernel=self.block_kernel,
+            max_delta=self.max_delta,
+            g_norm=self.norm,
+            seed=int(torch.randint(0, 2**31 - 1, (1,), generator=generator)),
+        )
+        if self.epochs is not None:
+            config = dataclasses.replace(config, epochs=self.epochs)
+        state = fit_gan(config, model, (clips, labels.tolist()), progress=progress)
+        self.generator = state.G.eval()
+        self._fitted = True
+
+    # ------------------------------------------------------------------ the attack
+
+    def perturbation(self, x: Tensor) -> Tensor:
+        """``delta (batch, time)`` for clean ``x (batch, time)`` of any length (no gradient)."""
+        self._require_fitted()
+        if x.dim() != 2 or x.shape[1] < 1:
+            raise ValueError(f"expected x of shape (batch, time), got {tuple(x.shape)}")
+        batch, time = x.shape
+        length = self.segment_samples
+        hop = length // 2 if self.overlap else length
+        g = self.generator
+        g_device = next(g.parameters()).device
+        with torch.no_grad():
+            if self.overlap:
+                segs = sip.split_overlapping(x, length, max(hop, 1))
+            else:
+                segs = sip.split_segments(x, length)
+            n = segs.shape[1]
+            flat = segs.reshape(batch * n, length)
+            out = torch.empty_like(flat)
+            for start in range(0, flat.shape[0], self.chunk_segments):
+                chunk = flat[start : start + self.chunk_segments].to(g_device, torch.float32)
+                out[start : start + chunk.shape[0]] = g(chunk).to(out.device, out.dtype)
+            deltas = out.reshape(batch, n, length)
+            if self.overlap:
+                return sip.overlap_add(deltas, time, max(hop, 1))
+            return sip.stitch_segments(deltas, time)
+
+    def _run(
+        self,
+        model: nn.Module,
+        x: Tensor,
+        y: Tensor,
+        target: Tensor | None,
+        generator: torch.Generator,
+    ) -> Tensor:
+        return x + self.perturbation(x)

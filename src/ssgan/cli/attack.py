@@ -1,0 +1,134 @@
+"""``ssgan attack``: write SSGAN adversarial versions of audio files of any length and rate.
+
+For each input ``IN`` it writes ``DIR/<stem>_adv.wav`` (16 kHz, 16-bit PCM) at the input's own
+level: the clip is peak-normalised for the generator, ``x_adv = clip(x + G(x), -1, 1)``, and the
+result is scaled back by the same peak. One JSON line per input goes to stdout and to
+``DIR/results.jsonl``: the SNR in dB (paper eq. 10, on the normalised clip) and, with
+``--victim``, the clean and adversarial predictions (class names). Inputs and existing outputs
+are never overwritten without ``--overwrite`` (an input never, even with it); every file is
+written to a temporary name and renamed. Long inputs go through G in chunks of segments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from ssgan.cli.common import add_device_arg
+from ssgan.errors import AudioError, OutputError
+
+logger = logging.getLogger(__name__)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "attack",
+        help="write SSGAN adversarial versions of audio files",
+        description="Perturb audio files of any length and sample rate with a trained SSGAN "
+        "generator; writes <stem>_adv.wav (16 kHz, at the input's level) and results.jsonl.",
+    )
+    parser.add_argument("inputs", nargs="+", metavar="IN", type=Path, help="audio files")
+    parser.add_argument("--generator", required=True, metavar="RUN_G", help="GAN run directory")
+    parser.add_argument("--victim", default=None, metavar="RUN_V", help="victim run (predictions)")
+    parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output directory")
+    parser.add_argument("--checkpoint", choices=("best", "last"), default="best")
+    parser.add_argument(
+        "--overlap", action="store_true", help="crossfade half-overlapping segments"
+    )
+    parser.add_argument(
+        "--chunk-segments", type=int, default=64, help="segments through G at once (memory)"
+    )
+    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    add_device_arg(parser)
+    parser.set_defaults(func=run)
+
+
+def plan_outputs(inputs: list[Path], out_dir: Path, *, overwrite: bool) -> list[Path]:
+    """``out_dir/<stem>_adv.wav`` for each input; ``OutputError`` for any unsafe target."""
+    resolved_inputs = {p.resolve() for p in inputs}
+    outputs: list[Path] = []
+    seen: dict[Path, Path] = {}
+    for path in inputs:
+        target = out_dir / f"{path.stem}_adv.wav"
+        key = target.resolve()
+        if key in resolved_inputs:
+            raise OutputError(f"{target}: would overwrite an input file")
+        if key in seen:
+            raise OutputError(f"{target}: inputs {seen[key]} and {path} map to the same output")
+        if target.exists() and not overwrite:
+            raise OutputError(f"{target}: exists (use --overwrite to replace it)")
+        seen[key] = path
+        outputs.append(target)
+    results = out_dir / "results.jsonl"
+    if results.resolve() in resolved_inputs:
+        raise OutputError(f"{results}: would overwrite an input file")
+    if results.exists() and not overwrite:
+        raise OutputError(f"{results}: exists (use --overwrite to replace it)")
+    return outputs
+
+
+def run(args: argparse.Namespace) -> int:
+    from ssgan.attacks.ssgan import SSGANAttack
+    from ssgan.audio import load_audio_with_peak, save_audio
+    from ssgan.metrics import snr_db
+    from ssgan.training.checkpoint import atomic_write_text
+
+    if args.chunk_segments < 1:
+        message = f"--chunk-segments={args.chunk_segments}: must be >= 1"
+        print(f"ssgan: error: {message}", file=sys.stderr)
+        return 2
+    outputs = plan_outputs(list(args.inputs), args.out, overwrite=args.overwrite)
+    attack = SSGANAttack.from_run(
+        args.generator,
+        checkpoint=args.checkpoint,
+        overlap=args.overlap,
+        chunk_segments=args.chunk_segments,
+        device=args.device,
+    )
+    victim = None
+    class_names: list[str] | None = None
+    if args.victim is not None:
+        from ssgan.models.victim import load_victim
+
+        victim, meta = load_victim(args.victim, args.device)
+        names = meta.get("class_names")
+        class_names = list(names) if isinstance(names, list) else None
+
+    def name(index: int) -> Any:
+        return class_names[index] if class_names and 0 <= index < len(class_names) else index
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    lines: list[str] = []
+    failed = 0
+    pairs = list(zip(args.inputs, outputs, strict=True))
+    for path, target in tqdm(pairs, desc="attack", unit="file"):
+        record: dict[str, Any] = {"input": str(path), "output": str(target)}
+        try:
+            x_np, peak = load_audio_with_peak(path)
+        except AudioError as exc:
+            failed += 1
+            record["error"] = str(exc)
+            print(f"ssgan: error: {exc}", file=sys.stderr)
+        else:
+            x = torch.from_numpy(x_np)[None].to(args.device)
+            x_adv = (x + attack.perturbation(x)).clamp(-1.0, 1.0)
+            save_audio(target, (x_adv[0].cpu() * peak).numpy())
+            record["seconds"] = x.shape[1] / 16000
+            record["snr_db"] = float(snr_db(x.cpu(), x_adv.cpu())[0])
+            if victim is not None:
+                with torch.no_grad():
+                    clean = int(victim(x).argmax(1)[0])
+                    adv = int(victim(x_adv).argmax(1)[0])
+                record.update(clean_pred=name(clean), adv_pred=name(adv), flipped=clean != adv)
+        line = json.dumps(record)
+        lines.append(line)
+        print(line, flush=True)
+    atomic_write_text(args.out / "results.jsonl", "".join(line + "\n" for line in lines))
+    return 1 if failed else 0

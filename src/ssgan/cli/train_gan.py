@@ -1,0 +1,79 @@
+"""``ssgan train gan``: train the SSGAN generator against a trained victim (ssgan.training.gan)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+
+from ssgan.cli.common import add_dataset_args, add_device_arg, dataset_from_args
+from ssgan.config import apply_overrides
+from ssgan.data import make_split
+from ssgan.errors import DatasetError
+from ssgan.training.gan import PROFILES, train_gan
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "gan",
+        help="train the SSGAN generator against a victim",
+        description="Train SSGAN (G and D) on random t1-second crops against a trained victim; "
+        "writes a run directory (config.json, metrics.jsonl, best/last checkpoints).",
+    )
+    parser.add_argument("--victim", required=True, metavar="RUN_V", help="victim run directory")
+    add_dataset_args(parser)
+    parser.add_argument(
+        "--segment-seconds", type=float, default=None, help="t1 (default: the profile's, 1.6)"
+    )
+    parser.add_argument("--profile", choices=tuple(PROFILES), default="cpu")
+    parser.add_argument("--out", required=True, metavar="RUN_G", help="run directory")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out")
+    add_device_arg(parser)
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config field, e.g. --set epochs=10 (repeatable)",
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ssgan.models.victim import load_victim
+
+    try:
+        config = PROFILES[args.profile]
+        if args.segment_seconds is not None:
+            config = dataclasses.replace(config, segment_seconds=args.segment_seconds)
+        config = apply_overrides(config, args.overrides)
+    except ValueError as exc:
+        print(f"ssgan: error: {exc}", file=sys.stderr)
+        return 2
+    victim, victim_meta = load_victim(args.victim, args.device)
+    dataset = dataset_from_args(args)
+    class_names = victim_meta.get("class_names")
+    if class_names is not None and list(class_names) != list(dataset.class_names):
+        raise DatasetError(
+            f"{args.root}: dataset classes {dataset.class_names} differ from the victim's "
+            f"{class_names} ({args.victim})"
+        )
+    train, test = make_split(dataset, args.split, seed=args.split_seed)
+    extra = {
+        "victim_run": str(args.victim),
+        "class_names": list(dataset.class_names),
+        "dataset": dataset.name,
+        "root": str(dataset.root),
+        "split": args.split,
+        "split_seed": args.split_seed,
+        "n_train": len(train),
+        "n_val": len(test),
+    }
+    summary = train_gan(
+        config, victim, train, test, args.out, resume=args.resume, device=args.device,
+        progress=True, extra_meta=extra,
+    )  # fmt: skip
+    print(json.dumps(summary, indent=2))
+    return 0

@@ -1,0 +1,124 @@
+"""SSGAN losses (paper section IV-C), as pure functions of batched tensors.
+
+- ``discriminator_loss``: least-squares GAN (Mao et al. 2017), eq. 3 with the sign fixed:
+  ``L_D = E[(real_label - D(x))^2] + E[(D(x_adv) - fake_label)^2]``. The paper prints a minus
+  between the two terms, which would reward D for calling fakes real; DESIGN section 4 reads
+  it as the usual LSGAN sum.
+- ``fool_loss``: ``L_fool = E[(1 - D(x_adv))^2]`` (eq. 5).
+- ``margin_loss``: ``L_adv = E[max(z_y - max_{j != y} z_j + m, 0)]`` on the victim's logits
+  (eq. 6, the Carlini-Wagner margin); ``targeted_margin_loss`` the targeted form
+  ``E[max(max_{j != t} z_j - z_t + m, 0)]``.
+- ``perturbation_loss``: ``L_pert = E[||delta||_2]`` (eq. 7), the per-example L2 norm over time.
+- ``generator_loss``: ``L_G = L_fool + alpha * L_adv + beta * L_pert`` (eq. 4).
+
+All return 0-d tensors; ``D(.)`` are probabilities ``(batch,)``, logits ``(batch, classes)``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = [
+    "discriminator_loss",
+    "fool_loss",
+    "generator_loss",
+    "margin_loss",
+    "perturbation_loss",
+    "targeted_margin_loss",
+]
+
+
+def discriminator_loss(
+    d_real: torch.Tensor,
+    d_fake: torch.Tensor,
+    real_label: float | torch.Tensor = 1.0,
+    fake_label: float | torch.Tensor = 0.0,
+) -> torch.Tensor:
+    """LSGAN discriminator loss ``E[(real_label - D(x))^2] + E[(D(x_adv) - fake_label)^2]``.
+
+    ``real_label`` / ``fake_label`` may be per-example tensors ``(batch,)`` (soft or flipped
+    labels) or scalars.
+    """
+    return ((real_label - d_real) ** 2).mean() + ((d_fake - fake_label) ** 2).mean()
+
+
+def fool_loss(d_fake: torch.Tensor) -> torch.Tensor:
+    """``L_fool = E[(1 - D(x_adv))^2]``: G wants D to call its output real."""
+    return ((1.0 - d_fake) ** 2).mean()
+
+
+def _check_logits(logits: torch.Tensor, labels: torch.Tensor, margin: float) -> None:
+    if logits.dim() != 2 or logits.shape[1] < 2:
+        raise ValueError(f"expected logits (batch, classes >= 2), got {tuple(logits.shape)}")
+    if labels.shape != (logits.shape[0],):
+        raise ValueError(
+            f"expected labels of shape ({logits.shape[0]},), got {tuple(labels.shape)}"
+        )
+    if margin < 0:
+        raise ValueError(f"margin must be >= 0, got {margin}")
+
+
+def _true_and_best_other(
+    logits: torch.Tensor, labels: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    true = logits.gather(1, labels[:, None]).squeeze(1)
+    others = logits.masked_fill(
+        torch.nn.functional.one_hot(labels, logits.shape[1]).bool(), float("-inf")
+    )
+    return true, others.amax(dim=1)
+
+
+def margin_loss(logits: torch.Tensor, y: torch.Tensor, margin: float = 10.0) -> torch.Tensor:
+    """Untargeted ``E[max(z_y - max_{j != y} z_j + margin, 0)]``; 0 once every example has the
+    true class at least ``margin`` below the best other class."""
+    _check_logits(logits, y, margin)
+    true, other = _true_and_best_other(logits, y)
+    return torch.clamp(true - other + margin, min=0).mean()
+
+
+def targeted_margin_loss(
+    logits: torch.Tensor, target: torch.Tensor, margin: float = 10.0
+) -> torch.Tensor:
+    """Targeted ``E[max(max_{j != t} z_j - z_t + margin, 0)]``; 0 once the target leads by
+    ``margin``."""
+    _check_logits(logits, target, margin)
+    tgt, other = _true_and_best_other(logits, target)
+    return torch.clamp(other - tgt + margin, min=0).mean()
+
+
+def perturbation_loss(delta: torch.Tensor) -> torch.Tensor:
+    """``L_pert = E[||delta||_2]``: mean over the batch of each example's L2 norm over time.
+
+    ``delta``: ``(batch, time)``.
+    """
+    if delta.dim() != 2:
+        raise ValueError(f"expected delta (batch, time), got {tuple(delta.shape)}")
+    return delta.norm(p=2, dim=1).mean()
+
+
+def generator_loss(
+    d_fake: torch.Tensor,
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    delta: torch.Tensor,
+    *,
+    alpha: float = 10.0,
+    beta: float = 1.0,
+    margin: float = 10.0,
+    targeted: bool = False,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """``L_G = L_fool + alpha * L_adv + beta * L_pert`` and its parts.
+
+    ``labels`` are the true classes (untargeted) or the targets (``targeted=True``).
+    Returns ``(total, {"fool": ..., "adv": ..., "pert": ...})``.
+    """
+    if alpha < 0 or beta < 0:
+        raise ValueError(f"alpha and beta must be >= 0, got alpha={alpha}, beta={beta}")
+    adv_fn = targeted_margin_loss if targeted else margin_loss
+    parts = {
+        "fool": fool_loss(d_fake),
+        "adv": adv_fn(logits, labels, margin),
+        "pert": perturbation_loss(delta),
+    }
+    total = parts["fool"] + alpha * parts["adv"] + beta * parts["pert"]
+    return total, parts

@@ -1,0 +1,657 @@
+"""Training the SSGAN generator: config, state, D step, G step and the epoch loop.
+
+The paper's recipe (section V-A): G and D trained alternately, D first then G on each batch, D
+with soft labels and labels flipped with probability 0.05, Adam at lr 1e-4 halved every 10
+epochs, batch 16, 150 epochs, ``alpha = 10``, ``beta = 1``, ``m = 10``. Each batch holds one
+random ``t1``-second crop per clip (SIP, ``ssgan.data.segments.random_crops``); the victim (the
+clip-level classifier) scores the ``t1`` crop and is never updated.
+
+Structure (after descript-audio-codec): a ``GANState`` dataclass holds G, D, their optimisers,
+schedulers, the epoch and the generator RNG; ``d_step`` and ``g_step`` each return a dict of
+namespaced scalar losses; ``train_gan`` runs epochs, validates each one with the full any-length
+attack (``SSGANAttack`` on whole held-out clips against the clip-level victim: ASR and MSNR as
+``ssgan.metrics`` defines them), appends ``metrics.jsonl``, and writes checkpoints atomically:
+
+- ``last.{safetensors,json,state.pt}``: G + D weights, metadata, optimiser / scheduler / RNG
+  state, every epoch (``resume=True`` continues from it exactly, bitwise on CPU);
+- ``best.{safetensors,json}``: the generator of the epoch with the best validation
+  (highest ASR, then highest MSNR) -- what ``SSGANAttack.from_run`` loads;
+- ``config.json``: the resolved config.
+
+Randomness: weights are initialised under ``torch.random.fork_rng`` seeded from ``config.seed``
+and every random draw of training (clip order, crops, soft labels, flips) comes from one
+``torch.Generator`` kept in the state, so nothing global is touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import math
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from ssgan import SAMPLE_RATE
+from ssgan.attacks.base import victim_frozen
+from ssgan.config import from_dict, to_dict
+from ssgan.data.segments import random_crops
+from ssgan.errors import CheckpointError, OutputError
+from ssgan.losses import discriminator_loss, generator_loss
+from ssgan.metrics import attack_success_rate, msnr_db, snr_db, success_mask
+from ssgan.models.discriminator import Discriminator
+from ssgan.models.generator import DEFAULT_MAX_DELTA, Generator
+from ssgan.training.checkpoint import (
+    atomic_write_json,
+    atomic_write_text,
+    flatten_state_dicts,
+    load_checkpoint,
+    save_checkpoint,
+    unflatten_state_dict,
+)
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "PROFILES",
+    "GANState",
+    "GANTrainConfig",
+    "d_step",
+    "fit_gan",
+    "g_step",
+    "make_state",
+    "train_gan",
+    "validate",
+]
+
+FORMAT = 1
+
+
+@dataclasses.dataclass
+class GANTrainConfig:
+    """Hyperparameters of one SSGAN training run (defaults = the paper's, section V-A)."""
+
+    segment_seconds: float = 1.6  # t1; the paper's best of {0.8, 1.6, 3.2, 4.0}
+    epochs: int = 150
+    batch_size: int = 16
+    # Batches per epoch; None = one pass over the training clips (ceil(n / batch_size)).
+    steps_per_epoch: int | None = None
+    lr: float = 1e-4  # Adam, both G and D
+    lr_halve_every: int = 10  # epochs; lr *= 0.5 each time
+    alpha: float = 10.0  # weight of L_adv
+    beta: float = 1.0  # weight of L_pert
+    margin: float = 10.0  # m of L_adv, on the victim's logits
+    real_label_min: float = 0.9  # soft labels: real ~ U[min, max], fake ~ U[min, max]
+    real_label_max: float = 1.0
+    fake_label_min: float = 0.0
+    fake_label_max: float = 0.1
+    flip_prob: float = 0.05  # probability of swapping an example's real / fake label for D
+    target_class: int | None = None  # None: untargeted; else every clip is pushed to this class
+    g_channels: int = 8
+    g_down: int = 2
+    g_blocks: int = 4
+    g_block_kernel: int = 3
+    max_delta: float = DEFAULT_MAX_DELTA
+    g_norm: bool = False  # instance norm in G
+    d_mfe_channels: int = 16
+    d_del_channels: int = 16
+    # bfloat16 autocast for G only. D and the victim stay float32: bf16 keeps 8 mantissa bits, so
+    # x + delta rounded to bf16 loses a 30 dB perturbation (relative size 0.03) almost entirely.
+    bf16: bool = False
+    seed: int = 0
+    val_clips: int | None = 64  # held-out clips attacked each epoch; None = all of them
+    val_batch_size: int = 8
+    chunk_segments: int = 64  # segments through G at once during validation
+
+    def __post_init__(self) -> None:
+        positive = {
+            "segment_seconds": self.segment_seconds,
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "lr": self.lr,
+            "lr_halve_every": self.lr_halve_every,
+            "g_channels": self.g_channels,
+            "val_batch_size": self.val_batch_size,
+            "chunk_segments": self.chunk_segments,
+        }
+        for name, value in positive.items():
+            if not value > 0:
+                raise ValueError(f"{name}={value!r}: must be > 0")
+        for name in ("alpha", "beta", "margin"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}={getattr(self, name)!r}: must be >= 0")
+        if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
+            raise ValueError(f"steps_per_epoch={self.steps_per_epoch!r}: must be >= 1 or None")
+        if self.val_clips is not None and self.val_clips < 0:
+            raise ValueError(f"val_clips={self.val_clips!r}: must be >= 0 or None")
+        if not 0.0 <= self.flip_prob <= 1.0:
+            raise ValueError(f"flip_prob={self.flip_prob!r}: must be in [0, 1]")
+        for lo, hi in (("real_label_min", "real_label_max"), ("fake_label_min", "fake_label_max")):
+            a, b = getattr(self, lo), getattr(self, hi)
+            if not 0.0 <= a <= b <= 1.0:
+                raise ValueError(f"{lo}={a!r}, {hi}={b!r}: need 0 <= {lo} <= {hi} <= 1")
+        if not 0.0 < self.max_delta <= 1.0:
+            raise ValueError(f"max_delta={self.max_delta!r}: must be in (0, 1]")
+
+    @property
+    def segment_samples(self) -> int:
+        return max(1, round(self.segment_seconds * SAMPLE_RATE))
+
+    def generator_shape(self) -> dict[str, Any]:
+        """The ``Generator`` / ``SSGANAttack`` keyword arguments this config builds."""
+        return {
+            "channels": self.g_channels,
+            "n_down": self.g_down,
+            "n_blocks": self.g_blocks,
+            "block_kernel": self.g_block_kernel,
+            "max_delta": self.max_delta,
+            "norm": self.g_norm,
+        }
+
+
+PROFILES: dict[str, GANTrainConfig] = {
+    # Seconds: the tests and a CLI check.
+    "smoke": GANTrainConfig(
+        epochs=2, batch_size=8, steps_per_epoch=4, lr=1e-3, val_clips=8, lr_halve_every=10
+    ),
+    # Minutes on the bundled clips. A higher lr than the paper's: far fewer steps.
+    "demo": GANTrainConfig(epochs=10, batch_size=16, lr=5e-4, lr_halve_every=4, val_clips=32),
+    # <= 2 h on 2 CPU cores on ESC-10 folds 1-4 (320 clips: 20 steps an epoch).
+    "cpu": GANTrainConfig(epochs=30, batch_size=16, lr=5e-4, lr_halve_every=8, val_clips=80),
+    # The paper's values (section V-A): a GPU job.
+    "paper": GANTrainConfig(),
+}
+
+
+@dataclasses.dataclass
+class GANState:
+    """Everything that changes during training (checkpointed every epoch)."""
+
+    config: GANTrainConfig
+    G: Generator
+    D: Discriminator
+    opt_G: torch.optim.Adam
+    opt_D: torch.optim.Adam
+    sched_G: torch.optim.lr_scheduler.StepLR
+    sched_D: torch.optim.lr_scheduler.StepLR
+    rng: torch.Generator  # clip order, crops, soft labels, flips
+    epoch: int = 0  # completed epochs
+    best: tuple[float, float] | None = None  # (ASR, MSNR) of the best epoch so far
+
+
+def make_state(config: GANTrainConfig, *, device: str | torch.device = "cpu") -> GANState:
+    """Fresh G, D, Adam optimisers and step schedulers, initialised from ``config.seed``."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        G = Generator(**config.generator_shape())
+        D = Discriminator(mfe_channels=config.d_mfe_channels, del_channels=config.d_del_channels)
+    G.to(device)
+    D.to(device)
+    opt_G = torch.optim.Adam(G.parameters(), lr=config.lr)
+    opt_D = torch.optim.Adam(D.parameters(), lr=config.lr)
+    return GANState(
+        config=config,
+        G=G,
+        D=D,
+        opt_G=opt_G,
+        opt_D=opt_D,
+        sched_G=torch.optim.lr_scheduler.StepLR(opt_G, config.lr_halve_every, gamma=0.5),
+        sched_D=torch.optim.lr_scheduler.StepLR(opt_D, config.lr_halve_every, gamma=0.5),
+        rng=torch.Generator().manual_seed(config.seed + 1),
+    )
+
+
+@contextlib.contextmanager
+def _no_param_grads(module: nn.Module) -> Iterator[None]:
+    """Freeze ``module``'s weights (so a loss through it trains only the other network)."""
+    flags = [(p, p.requires_grad) for p in module.parameters()]
+    try:
+        for p, _ in flags:
+            p.requires_grad_(False)
+        yield
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+
+
+def _autocast(x: Tensor, enabled: bool) -> contextlib.AbstractContextManager[Any]:
+    if not enabled:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=x.device.type, dtype=torch.bfloat16)
+
+
+def _uniform(n: int, lo: float, hi: float, rng: torch.Generator) -> Tensor:
+    return lo + (hi - lo) * torch.rand(n, generator=rng)
+
+
+def d_step(state: GANState, x: Tensor) -> dict[str, float]:
+    """One discriminator update on clean crops ``x (batch, time)``; G is not updated.
+
+    ``x_adv = x + G(x)`` is computed without gradient (the fake is detached). Labels are soft
+    (real ~ U[0.9, 1], fake ~ U[0, 0.1] by default) and each example's pair is swapped with
+    probability ``flip_prob`` (the paper's label flipping), all drawn from ``state.rng``.
+    """
+    cfg = state.config
+    batch = x.shape[0]
+    real = _uniform(batch, cfg.real_label_min, cfg.real_label_max, state.rng)
+    fake = _uniform(batch, cfg.fake_label_min, cfg.fake_label_max, state.rng)
+    flip = torch.rand(batch, generator=state.rng) < cfg.flip_prob
+    real, fake = torch.where(flip, fake, real), torch.where(flip, real, fake)
+    real, fake = real.to(x.device), fake.to(x.device)
+    state.D.train()
+    with torch.no_grad(), _autocast(x, cfg.bf16):
+        x_adv = (x + state.G(x).float()).clamp(-1.0, 1.0)
+    d_real = state.D(x)
+    d_fake = state.D(x_adv)
+    loss = discriminator_loss(d_real, d_fake, real, fake)
+    state.opt_D.zero_grad(set_to_none=True)
+    loss.backward()
+    state.opt_D.step()
+    return {
+        "d/loss": float(loss.detach()),
+        "d/real": float(d_real.detach().mean()),
+        "d/fake": float(d_fake.detach().mean()),
+    }
+
+
+def g_step(state: GANState, x: Tensor, y: Tensor, victim: nn.Module) -> dict[str, float]:
+    """One generator update: ``L_G = L_fool + alpha L_adv + beta L_pert`` on crops ``x``.
+
+    ``y`` are the true labels ``(batch,)`` (with ``config.target_class`` set, the target). D and
+    the victim are frozen (``requires_grad`` off, restored afterwards) and the victim runs in
+    eval mode (restored afterwards), so only G's weights receive gradients.
+    """
+    cfg = state.config
+    labels = y.to(x.device, torch.long)
+    targeted = cfg.target_class is not None
+    if targeted:
+        labels = torch.full_like(labels, int(cfg.target_class or 0))
+    state.G.train()
+    with victim_frozen(victim), _no_param_grads(state.D):
+        with _autocast(x, cfg.bf16):
+            delta = state.G(x).float()
+        x_adv = x + delta
+        d_fake = state.D(x_adv).float()
+        logits = victim(x_adv).float()
+        loss, parts = generator_loss(
+            d_fake,
+            logits,
+            labels,
+            delta,
+            alpha=cfg.alpha,
+            beta=cfg.beta,
+            margin=cfg.margin,
+            targeted=targeted,
+        )
+    state.opt_G.zero_grad(set_to_none=True)
+    loss.backward()
+    state.opt_G.step()
+    with torch.no_grad():
+        fooled = (logits.argmax(1) == labels) if targeted else (logits.argmax(1) != labels)
+    out = {"g/loss": float(loss.detach())}
+    out.update({f"g/{k}": float(v.detach()) for k, v in parts.items()})
+    out["g/fooled"] = float(fooled.float().mean())
+    return out
+
+
+# ----------------------------------------------------------------------------- data
+
+
+class _ClipSource(Protocol):
+    def waveforms(self) -> list[Tensor]: ...
+
+    def labels(self) -> list[int]: ...
+
+
+ClipSource = _ClipSource | tuple[Sequence[Tensor], Sequence[int]]
+
+
+def _clips_and_labels(source: ClipSource, what: str) -> tuple[list[Tensor], list[int]]:
+    if isinstance(source, tuple):
+        clips, labels = list(source[0]), [int(v) for v in source[1]]
+    else:
+        clips, labels = source.waveforms(), source.labels()
+    if len(clips) != len(labels):
+        raise ValueError(f"{what}: {len(clips)} clips but {len(labels)} labels")
+    return [c.float() for c in clips], labels
+
+
+def _epoch_batches(n: int, config: GANTrainConfig, rng: torch.Generator) -> list[Tensor]:
+    """Clip indices of each batch of one epoch: shuffled passes, as many as the steps need."""
+    steps = config.steps_per_epoch or math.ceil(n / config.batch_size)
+    need = steps * config.batch_size
+    order = torch.cat([torch.randperm(n, generator=rng) for _ in range(math.ceil(need / n))])
+    return [order[i * config.batch_size : (i + 1) * config.batch_size] for i in range(steps)]
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def validate(
+    state: GANState,
+    victim: nn.Module,
+    clips: list[Tensor],
+    labels: list[int],
+    *,
+    device: str | torch.device = "cpu",
+) -> dict[str, float]:
+    """Attack whole held-out clips with the any-length SSGAN attack; ASR and MSNR.
+
+    ``val/asr`` = ``N_success / N_right`` and ``val/msnr_db`` = mean SNR of the successful
+    clips (``ssgan.metrics``, paper eqs. 9-11); ``val/acc`` the clean accuracy; ``val/snr_db``
+    the mean SNR over all attacked clips. Clips of equal length are batched.
+    """
+    from ssgan.attacks.ssgan import SSGANAttack
+
+    cfg = state.config
+    attack = SSGANAttack.from_generator(
+        state.G, segment_seconds=cfg.segment_seconds, chunk_segments=cfg.chunk_segments
+    )
+    order = sorted(range(len(clips)), key=lambda i: clips[i].shape[-1])
+    ys, clean, adv, snrs = [], [], [], []
+    state.G.eval()
+    start = 0
+    while start < len(order):
+        length = clips[order[start]].shape[-1]
+        stop = start
+        while (
+            stop < len(order)
+            and stop - start < cfg.val_batch_size
+            and clips[order[stop]].shape[-1] == length
+        ):
+            stop += 1
+        idx = order[start:stop]
+        x = torch.stack([clips[i] for i in idx]).to(device)
+        y = torch.tensor([labels[i] for i in idx], device=device)
+        x_adv = attack(victim, x, y)
+        with victim_frozen(victim), torch.no_grad():
+            clean.append(victim(x).argmax(1).cpu())
+            adv.append(victim(x_adv).argmax(1).cpu())
+        ys.append(y.cpu())
+        snrs.append(snr_db(x.cpu(), x_adv.cpu()))
+        start = stop
+    if not ys:
+        return {}
+    y_all, c_all, a_all, s_all = (torch.cat(v) for v in (ys, clean, adv, snrs))
+    target = None
+    if cfg.target_class is not None:
+        target = torch.full_like(y_all, cfg.target_class)
+    success = success_mask(y_all, c_all, a_all, target=target)
+    return {
+        "val/acc": float((c_all == y_all).double().mean()),
+        "val/asr": attack_success_rate(y_all, c_all, a_all, target=target),
+        "val/msnr_db": msnr_db(s_all, success),
+        "val/snr_db": float(s_all[torch.isfinite(s_all)].mean()),
+        "val/clips": float(len(y_all)),
+    }
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN / inf (an undefined ASR or MSNR) as ``null``, so every file is strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _score(metrics: dict[str, float]) -> tuple[float, float]:
+    """Ordering of epochs for ``best``: ASR first, then MSNR (nan counts as lowest)."""
+    asr = metrics.get("val/asr", math.nan)
+    msnr = metrics.get("val/msnr_db", math.nan)
+    return (-1.0 if math.isnan(asr) else asr, -math.inf if math.isnan(msnr) else msnr)
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+def _meta(state: GANState, metrics: dict[str, float], extra: dict[str, Any]) -> dict[str, Any]:
+    from ssgan.attacks.ssgan import GAN_KIND
+
+    return {
+        "kind": GAN_KIND,
+        "format": FORMAT,
+        "epoch": state.epoch,
+        "config": to_dict(state.config),
+        "generator": state.config.generator_shape(),
+        "segment_seconds": state.config.segment_seconds,
+        "sample_rate": SAMPLE_RATE,
+        "metrics": _json_safe(metrics),
+        **extra,
+    }
+
+
+def _save(
+    out_dir: Path, state: GANState, metrics: dict[str, float], extra: dict[str, Any], best: bool
+) -> None:
+    meta = _meta(state, metrics, extra)
+    if best:
+        save_checkpoint(out_dir, "best", flatten_state_dicts(G=state.G.state_dict()), meta)
+    training_state = {
+        "opt_G": state.opt_G.state_dict(),
+        "opt_D": state.opt_D.state_dict(),
+        "sched_G": state.sched_G.state_dict(),
+        "sched_D": state.sched_D.state_dict(),
+        "rng": state.rng.get_state(),
+        "epoch": state.epoch,
+        "best": list(state.best) if state.best is not None else None,
+    }
+    tensors = flatten_state_dicts(G=state.G.state_dict(), D=state.D.state_dict())
+    save_checkpoint(out_dir, "last", tensors, meta, training_state)
+
+
+def _resume(out_dir: Path, config: GANTrainConfig, device: str | torch.device) -> GANState:
+    tensors, meta, saved = load_checkpoint(out_dir, "last", with_state=True)
+    where = out_dir / "last.json"
+    from ssgan.attacks.ssgan import GAN_KIND
+
+    if meta.get("kind") != GAN_KIND or saved is None:
+        raise CheckpointError(f"{where}: not an SSGAN training checkpoint")
+    old = from_dict(GANTrainConfig, meta.get("config", {}))
+    if dataclasses.replace(old, epochs=config.epochs) != config:
+        changed = [
+            f.name
+            for f in dataclasses.fields(config)
+            if f.name != "epochs" and getattr(old, f.name) != getattr(config, f.name)
+        ]
+        raise CheckpointError(
+            f"{where}: cannot resume with a different config (changed: {', '.join(changed)}); "
+            "only epochs may change"
+        )
+    state = make_state(config, device=device)
+    try:
+        state.G.load_state_dict(unflatten_state_dict(tensors, "G"))
+        state.D.load_state_dict(unflatten_state_dict(tensors, "D"))
+        state.opt_G.load_state_dict(saved["opt_G"])
+        state.opt_D.load_state_dict(saved["opt_D"])
+        state.sched_G.load_state_dict(saved["sched_G"])
+        state.sched_D.load_state_dict(saved["sched_D"])
+        state.rng.set_state(saved["rng"])
+    except (KeyError, RuntimeError, ValueError) as exc:
+        first = " ".join(str(exc).split())[:300]
+        raise CheckpointError(f"{where}: training state does not fit ({first})") from None
+    state.epoch = int(saved["epoch"])
+    best = saved.get("best")
+    state.best = (float(best[0]), float(best[1])) if best is not None else None
+    return state
+
+
+def _keep_metrics_until(path: Path, epoch: int) -> None:
+    """Drop metrics lines of epochs after the checkpoint we resume from (a crash between the
+    metrics line and the checkpoint leaves one)."""
+    if not path.is_file():
+        return
+    kept = [
+        line
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip() and json.loads(line).get("epoch", 0) <= epoch
+    ]
+    atomic_write_text(path, "".join(line + "\n" for line in kept))
+
+
+# ----------------------------------------------------------------------------- the loop
+
+
+def _run(
+    config: GANTrainConfig,
+    victim: nn.Module,
+    train: ClipSource,
+    val: ClipSource | None,
+    out_dir: Path | None,
+    *,
+    resume: bool,
+    device: str | torch.device,
+    progress: bool,
+    extra_meta: dict[str, Any],
+) -> tuple[GANState, dict[str, Any]]:
+    clips, labels = _clips_and_labels(train, "train")
+    if not clips:
+        raise ValueError("train: no clips to train on")
+    val_clips, val_labels = _clips_and_labels(val, "val") if val is not None else ([], [])
+    if config.val_clips is not None:
+        val_clips, val_labels = val_clips[: config.val_clips], val_labels[: config.val_clips]
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    if resume:
+        if out_dir is None:
+            raise ValueError("resume=True needs an out_dir")
+        state = _resume(out_dir, config, device)
+        _keep_metrics_until(out_dir / "metrics.jsonl", state.epoch)
+        logger.info("resuming %s after epoch %d", out_dir, state.epoch)
+    else:
+        if out_dir is not None and (out_dir / "last.json").exists():
+            raise OutputError(f"{out_dir}: already holds a GAN run; resume it or pick a new --out")
+        state = make_state(config, device=device)
+    if out_dir is not None:
+        atomic_write_json(out_dir / "config.json", to_dict(config))
+        if not resume and (out_dir / "metrics.jsonl").exists():
+            (out_dir / "metrics.jsonl").unlink()
+
+    started = time.perf_counter()
+    last: dict[str, float] = {}
+    length = config.segment_samples
+    epochs = tqdm(
+        range(state.epoch, config.epochs),
+        desc="epochs",
+        disable=not progress,
+        initial=state.epoch,
+        total=config.epochs,
+    )
+    with victim_frozen(victim):
+        for epoch in epochs:
+            t0 = time.perf_counter()
+            sums: dict[str, float] = {}
+            batches = _epoch_batches(len(clips), config, state.rng)
+            for idx in tqdm(batches, desc=f"epoch {epoch + 1}", leave=False, disable=not progress):
+                x = random_crops([clips[i] for i in idx.tolist()], length, generator=state.rng)
+                x = x.to(device)
+                y = torch.tensor([labels[i] for i in idx.tolist()], device=device)
+                losses = d_step(state, x)
+                losses.update(g_step(state, x, y, victim))
+                for k, v in losses.items():
+                    sums[k] = sums.get(k, 0.0) + v
+            state.sched_G.step()
+            state.sched_D.step()
+            state.epoch = epoch + 1
+            metrics: dict[str, float] = {k: v / len(batches) for k, v in sums.items()}
+            if val_clips:
+                metrics.update(validate(state, victim, val_clips, val_labels, device=device))
+            metrics["lr"] = state.opt_G.param_groups[0]["lr"]
+            metrics["epoch_s"] = time.perf_counter() - t0
+            score = _score(metrics)
+            is_best = state.best is None or score > state.best
+            if is_best:
+                state.best = score
+            last = metrics
+            epochs.set_postfix(
+                {k.split("/")[-1]: f"{v:.3g}" for k, v in metrics.items() if k.startswith("val/")}
+            )
+            logger.info("epoch %d: %s", state.epoch, metrics)
+            if out_dir is not None:
+                with open(out_dir / "metrics.jsonl", "a", encoding="utf-8") as fh:
+                    fh.write(json.dumps(_json_safe({"epoch": state.epoch, **metrics})) + "\n")
+                _save(out_dir, state, metrics, extra_meta, best=is_best)
+    summary: dict[str, Any] = {
+        "epochs": state.epoch,
+        "last": last,
+        "best": {"val/asr": state.best[0], "val/msnr_db": state.best[1]} if state.best else None,
+        "wall_s": time.perf_counter() - started,
+        "out_dir": str(out_dir) if out_dir is not None else None,
+    }
+    return state, _json_safe(summary)
+
+
+def fit_gan(
+    config: GANTrainConfig,
+    victim: nn.Module,
+    train: ClipSource,
+    val: ClipSource | None = None,
+    *,
+    device: str | torch.device = "cpu",
+    progress: bool = False,
+) -> GANState:
+    """Train in memory (no files) and return the final state; used by ``SSGANAttack.fit``."""
+    state, _ = _run(
+        config,
+        victim,
+        train,
+        val,
+        None,
+        resume=False,
+        device=device,
+        progress=progress,
+        extra_meta={},
+    )
+    return state
+
+
+def train_gan(
+    config: GANTrainConfig,
+    victim: nn.Module,
+    train_ds: ClipSource,
+    val_ds: ClipSource | None,
+    out_dir: str | Path,
+    *,
+    resume: bool = False,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+    extra_meta: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Train SSGAN's G and D against ``victim`` and write a run directory (see module doc).
+
+    Args:
+        config: hyperparameters (``PROFILES[...]`` with overrides).
+        victim: the clip-level classifier ``(batch, time) -> logits``; frozen and in eval mode
+            throughout (its modes and flags are restored afterwards).
+        train_ds, val_ds: datasets with ``waveforms()`` and ``labels()`` (e.g. ``ClipDataset``)
+            or ``(clips, labels)`` tuples; ``val_ds`` may be ``None`` (no validation).
+        out_dir: the run directory.
+        resume: continue from ``out_dir/last`` (same config; ``epochs`` may grow).
+        extra_meta: JSON-ready fields added to every checkpoint's metadata (victim run, class
+            names, dataset...).
+
+    Returns:
+        ``{"epochs", "last": metrics of the last epoch, "best": {"val/asr", "val/msnr_db"},
+        "wall_s", "out_dir"}``.
+    """
+    _, summary = _run(
+        config,
+        victim,
+        train_ds,
+        val_ds,
+        Path(out_dir),
+        resume=resume,
+        device=device,
+        progress=progress,
+        extra_meta=extra_meta or {},
+    )
+    return summary

@@ -1,0 +1,146 @@
+"""SSGAN training: D / G steps, victim freezing, checkpoints and exact resume (ssgan.training.gan)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from conftest import TinyVictim, synth_batch
+from ssgan.attacks.ssgan import SSGANAttack
+from ssgan.errors import CheckpointError, OutputError
+from ssgan.training.gan import PROFILES, GANTrainConfig, d_step, g_step, make_state, train_gan
+
+# Tiny shapes: 0.05 s crops of 0.25 s clips, a small G.
+TINY = dataclasses.replace(
+    PROFILES["smoke"],
+    segment_seconds=0.05,
+    epochs=2,
+    batch_size=4,
+    steps_per_epoch=2,
+    g_channels=4,
+    g_blocks=1,
+    val_clips=4,
+    margin=2.0,
+)
+
+
+def _data(n: int, seed: int) -> tuple[list[torch.Tensor], list[int]]:
+    x, y = synth_batch(n, 4000, seed=seed)
+    return list(x), y.tolist()
+
+
+def _snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def _changed(before: dict[str, torch.Tensor], module: torch.nn.Module) -> bool:
+    return any(not torch.equal(before[k], v) for k, v in module.state_dict().items())
+
+
+def _victim_in_train_mode() -> tuple[TinyVictim, list[bool]]:
+    """An untrained TinyVictim left in *train* mode with trainable weights, recording the mode
+    it is called in: g_step must switch it to eval, freeze it and restore both afterwards."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        victim = TinyVictim()
+    victim.train()
+    modes: list[bool] = []
+    victim.register_forward_pre_hook(lambda m, _: modes.append(m.training))
+    return victim, modes
+
+
+def test_d_step_changes_only_d() -> None:
+    state = make_state(TINY)
+    g0, d0 = _snapshot(state.G), _snapshot(state.D)
+    x = torch.stack(_data(4, 0)[0])[:, :800]
+    losses = d_step(state, x)
+    assert set(losses) == {"d/loss", "d/real", "d/fake"}
+    assert all(math.isfinite(v) for v in losses.values())
+    assert _changed(d0, state.D)
+    assert not _changed(g0, state.G)
+
+
+def test_g_step_changes_only_g_and_never_the_victim() -> None:
+    state = make_state(TINY)
+    victim, modes = _victim_in_train_mode()
+    g0, d0, v0 = _snapshot(state.G), _snapshot(state.D), _snapshot(victim)
+    clips, labels = _data(4, 1)
+    x = torch.stack(clips)[:, :800]
+    losses = g_step(state, x, torch.tensor(labels), victim)
+    assert {"g/loss", "g/fool", "g/adv", "g/pert", "g/fooled"} <= set(losses)
+    assert _changed(g0, state.G)
+    assert not _changed(d0, state.D)
+    assert not _changed(v0, victim)  # BatchNorm running stats too: it ran in eval mode
+    assert modes == [False]
+    assert victim.training  # restored
+    assert all(p.requires_grad for p in victim.parameters())  # restored
+    assert all(p.grad is None for p in victim.parameters())  # received no gradient
+    assert all(p.grad is None for p in state.D.parameters())
+
+
+def test_config_validation_names_the_value() -> None:
+    with pytest.raises(ValueError, match=r"flip_prob=1\.5"):
+        GANTrainConfig(flip_prob=1.5)
+    with pytest.raises(ValueError, match="batch_size=0"):
+        GANTrainConfig(batch_size=0)
+    with pytest.raises(ValueError, match="real_label_min"):
+        GANTrainConfig(real_label_min=0.95, real_label_max=0.9)
+    assert PROFILES["paper"].epochs == 150 and PROFILES["paper"].lr == 1e-4
+    assert PROFILES["paper"].batch_size == 16 and PROFILES["paper"].lr_halve_every == 10
+
+
+def _train(tmp_path, name: str, config: GANTrainConfig, *, resume: bool = False) -> dict:
+    victim, _ = _victim_in_train_mode()
+    victim.eval()
+    return train_gan(
+        config, victim, _data(8, 2), _data(4, 3), tmp_path / name, resume=resume, progress=False
+    )
+
+
+def test_stop_and_resume_equals_uninterrupted(tmp_path) -> None:
+    full = _train(tmp_path, "full", TINY)
+    _train(tmp_path, "split", dataclasses.replace(TINY, epochs=1))
+    resumed = _train(tmp_path, "split", TINY, resume=True)
+    assert full["epochs"] == resumed["epochs"] == 2
+    a = load_file(str(tmp_path / "full" / "last.safetensors"))
+    b = load_file(str(tmp_path / "split" / "last.safetensors"))
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    lines = [
+        [json.loads(s) for s in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
+        for run in ("full", "split")
+    ]
+    for la, lb in zip(*lines, strict=True):
+        la.pop("epoch_s"), lb.pop("epoch_s")
+        assert la == lb
+    assert [m["epoch"] for m in lines[1]] == [1, 2]
+
+
+def test_run_directory_refuses_reuse_and_config_changes(tmp_path) -> None:
+    one = dataclasses.replace(TINY, epochs=1)
+    _train(tmp_path, "run", one)
+    with pytest.raises(OutputError, match="already holds"):
+        _train(tmp_path, "run", one)
+    with pytest.raises(CheckpointError, match="margin"):
+        _train(tmp_path, "run", dataclasses.replace(one, epochs=2, margin=3.0), resume=True)
+    with pytest.raises(CheckpointError, match="not found"):
+        _train(tmp_path, "missing", one, resume=True)
+
+
+def test_checkpoint_round_trip_gives_identical_perturbations(tmp_path) -> None:
+    summary = _train(tmp_path, "run", dataclasses.replace(TINY, epochs=1))
+    assert set(summary["last"]) >= {"val/asr", "val/msnr_db", "val/acc", "g/loss", "d/loss"}
+    meta = json.loads((tmp_path / "run" / "best.json").read_text())
+    assert meta["kind"] == "ssgan-gan" and meta["segment_seconds"] == TINY.segment_seconds
+    state = make_state(TINY)
+    tensors = load_file(str(tmp_path / "run" / "best.safetensors"))
+    state.G.load_state_dict({k[2:]: v for k, v in tensors.items() if k.startswith("G.")})
+    attack = SSGANAttack.from_run(tmp_path / "run")
+    x = torch.stack(_data(2, 9)[0])
+    expected = SSGANAttack.from_generator(state.G, segment_seconds=TINY.segment_seconds)
+    assert torch.equal(attack.perturbation(x), expected.perturbation(x))
