@@ -146,7 +146,7 @@ PROFILES: dict[str, VictimTrainConfig] = {
     # doubles the optimiser steps per epoch over the official 64 on a small training set; strong
     # augmentation against over-fitting 320 clips.
     "cpu": VictimTrainConfig(
-        epochs=240,
+        epochs=150,
         batch_size=32,
         lr=0.01,
         bf16=True,
