@@ -102,3 +102,15 @@ def test_bad_arguments(call, match: str) -> None:
 
 def test_losses_are_finite_for_extreme_inputs() -> None:
     assert math.isfinite(float(discriminator_loss(torch.zeros(2), torch.ones(2))))
+
+
+def test_perturbation_hinge_is_zero_above_the_target_snr() -> None:
+    x = torch.ones(2, 100)
+    delta = torch.stack([0.01 * torch.ones(100), 0.1 * torch.ones(100)])  # 40 dB and 20 dB
+    loss = perturbation_loss(delta, x, target_snr_db=30.0)
+    allowed = 10.0 * 10 ** (-30 / 20)  # ||x|| = 10
+    expected = (0.0 + (1.0 - allowed)) / 2  # ||delta_1|| = 1.0
+    assert float(loss) == pytest.approx(expected, rel=1e-5)
+    assert float(perturbation_loss(delta[:1], x[:1], target_snr_db=30.0)) == 0.0
+    with pytest.raises(ValueError, match="needs x"):
+        perturbation_loss(delta, None, target_snr_db=30.0)

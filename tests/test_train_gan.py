@@ -128,8 +128,13 @@ def test_run_directory_refuses_reuse_and_config_changes(tmp_path) -> None:
         _train(tmp_path, "run", one)
     with pytest.raises(CheckpointError, match="margin"):
         _train(tmp_path, "run", dataclasses.replace(one, epochs=2, margin=3.0), resume=True)
-    with pytest.raises(CheckpointError, match="not found"):
-        _train(tmp_path, "missing", one, resume=True)
+    # nothing to resume (new directory, or killed before the first checkpoint): start fresh
+    _train(tmp_path, "missing", one, resume=True)
+    assert (tmp_path / "missing" / "last.json").is_file()
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "last.safetensors").write_bytes(b"x")
+    with pytest.raises(CheckpointError, match="missing, but checkpoint files exist"):
+        _train(tmp_path, "broken", one, resume=True)
 
 
 def test_checkpoint_round_trip_gives_identical_perturbations(tmp_path) -> None:

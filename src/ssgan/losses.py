@@ -86,14 +86,30 @@ def targeted_margin_loss(
     return torch.clamp(other - tgt + margin, min=0).mean()
 
 
-def perturbation_loss(delta: torch.Tensor) -> torch.Tensor:
+def perturbation_loss(
+    delta: torch.Tensor,
+    x: torch.Tensor | None = None,
+    *,
+    target_snr_db: float | None = None,
+) -> torch.Tensor:
     """``L_pert = E[||delta||_2]``: mean over the batch of each example's L2 norm over time.
 
-    ``delta``: ``(batch, time)``.
+    ``delta``, ``x``: ``(batch, time)``. With ``target_snr_db`` (an addition to the paper, in
+    the spirit of AdvGAN's hinge loss) the norm is only penalised above the norm that SNR allows:
+    ``E[max(||delta||_2 - ||x||_2 * 10^(-target_snr_db / 20), 0)]`` -- zero for every example
+    whose SNR = 20 log10(||x|| / ||delta||) is at least ``target_snr_db``. Without it the L2
+    term's unit-norm gradient shrinks ``delta`` towards zero faster than a short training lets
+    ``L_adv`` shape it (measured on ESC-10: ``||delta||`` 0.45 -> 0.05 in 30 steps, ASR 0).
     """
     if delta.dim() != 2:
         raise ValueError(f"expected delta (batch, time), got {tuple(delta.shape)}")
-    return delta.norm(p=2, dim=1).mean()
+    norms = delta.norm(p=2, dim=1)
+    if target_snr_db is None:
+        return norms.mean()
+    if x is None or x.shape != delta.shape:
+        raise ValueError("target_snr_db needs x of the same shape as delta")
+    allowed = x.norm(p=2, dim=1) * 10 ** (-target_snr_db / 20)
+    return torch.clamp(norms - allowed, min=0).mean()
 
 
 def generator_loss(
@@ -106,10 +122,13 @@ def generator_loss(
     beta: float = 1.0,
     margin: float = 10.0,
     targeted: bool = False,
+    x: torch.Tensor | None = None,
+    target_snr_db: float | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """``L_G = L_fool + alpha * L_adv + beta * L_pert`` and its parts.
 
     ``labels`` are the true classes (untargeted) or the targets (``targeted=True``).
+    ``x`` and ``target_snr_db``: the hinge form of ``L_pert`` (see ``perturbation_loss``).
     Returns ``(total, {"fool": ..., "adv": ..., "pert": ...})``.
     """
     if alpha < 0 or beta < 0:
@@ -118,7 +137,7 @@ def generator_loss(
     parts = {
         "fool": fool_loss(d_fake),
         "adv": adv_fn(logits, labels, margin),
-        "pert": perturbation_loss(delta),
+        "pert": perturbation_loss(delta, x, target_snr_db=target_snr_db),
     }
     total = parts["fool"] + alpha * parts["adv"] + beta * parts["pert"]
     return total, parts

@@ -6,7 +6,9 @@ result is scaled back by the same peak. One JSON line per input goes to stdout a
 ``DIR/results.jsonl``: the SNR in dB (paper eq. 10, on the normalised clip) and, with
 ``--victim``, the clean and adversarial predictions (class names). Inputs and existing outputs
 are never overwritten without ``--overwrite`` (an input never, even with it); every file is
-written to a temporary name and renamed. Long inputs go through G in chunks of segments.
+written to a temporary name and renamed. Inputs are streamed (``ssgan.streaming``): decoded,
+resampled and perturbed in blocks of ``--chunk-segments`` segments, so an hour-long file needs
+no more memory than a short one.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import torch
 from tqdm import tqdm
 
 from ssgan.cli.common import add_device_arg
@@ -76,14 +77,15 @@ def plan_outputs(inputs: list[Path], out_dir: Path, *, overwrite: bool) -> list[
 
 def run(args: argparse.Namespace) -> int:
     from ssgan.attacks.ssgan import SSGANAttack
-    from ssgan.audio import load_audio_with_peak, save_audio
-    from ssgan.metrics import snr_db
+    from ssgan.streaming import attack_file
     from ssgan.training.checkpoint import atomic_write_text
 
     if args.chunk_segments < 1:
         message = f"--chunk-segments={args.chunk_segments}: must be >= 1"
         print(f"ssgan: error: {message}", file=sys.stderr)
         return 2
+    if args.out.exists() and not args.out.is_dir():
+        raise OutputError(f"{args.out}: exists and is not a directory")
     outputs = plan_outputs(list(args.inputs), args.out, overwrite=args.overwrite)
     attack = SSGANAttack.from_run(
         args.generator,
@@ -111,24 +113,25 @@ def run(args: argparse.Namespace) -> int:
     for path, target in tqdm(pairs, desc="attack", unit="file"):
         record: dict[str, Any] = {"input": str(path), "output": str(target)}
         try:
-            x_np, peak = load_audio_with_peak(path)
+            # Two streaming passes: memory does not grow with the file's length.
+            result = attack_file(attack, path, target, victim=victim)
         except AudioError as exc:
             failed += 1
             record["error"] = str(exc)
-            print(f"ssgan: error: {exc}", file=sys.stderr)
+            tqdm.write(f"ssgan: error: {exc}", file=sys.stderr)
+        except OSError as exc:  # disk full, permissions: the file is skipped, never half-written
+            failed += 1
+            record["error"] = f"{target}: cannot write ({exc.strerror or exc})"
+            tqdm.write(f"ssgan: error: {record['error']}", file=sys.stderr)
         else:
-            x = torch.from_numpy(x_np)[None].to(args.device)
-            x_adv = (x + attack.perturbation(x)).clamp(-1.0, 1.0)
-            save_audio(target, (x_adv[0].cpu() * peak).numpy())
-            record["seconds"] = x.shape[1] / 16000
-            record["snr_db"] = float(snr_db(x.cpu(), x_adv.cpu())[0])
-            if victim is not None:
-                with torch.no_grad():
-                    clean = int(victim(x).argmax(1)[0])
-                    adv = int(victim(x_adv).argmax(1)[0])
+            record["seconds"] = result.seconds
+            record["snr_db"] = result.snr_db
+            if result.clean_logits is not None and result.adv_logits is not None:
+                clean = int(result.clean_logits.argmax(1)[0])
+                adv = int(result.adv_logits.argmax(1)[0])
                 record.update(clean_pred=name(clean), adv_pred=name(adv), flipped=clean != adv)
         line = json.dumps(record)
         lines.append(line)
-        print(line, flush=True)
+        tqdm.write(line, file=sys.stdout)
     atomic_write_text(args.out / "results.jsonl", "".join(line + "\n" for line in lines))
     return 1 if failed else 0

@@ -10,6 +10,7 @@ from tqdm import tqdm
 
 from ssgan.data import DATASETS, ClipDataset, load_dataset
 from ssgan.data.splits import SPLIT_HELP, parse_split
+from ssgan.errors import DatasetError
 
 
 def add_dataset_args(parser: argparse.ArgumentParser, *, split: bool = True) -> None:
@@ -36,7 +37,22 @@ def add_device_arg(parser: argparse.ArgumentParser) -> None:
 
 
 def dataset_from_args(args: argparse.Namespace, **kwargs: Any) -> ClipDataset:
-    return load_dataset(args.dataset, args.root, csv_path=args.csv, **kwargs)
+    """The dataset of ``--dataset/--root/--csv``; ``DatasetError`` if any listed file is unusable.
+
+    Training or evaluating on silently fewer clips than the metadata lists would misreport
+    results, so problems found while indexing (e.g. a CSV row whose file is missing) are fatal
+    here; ``ssgan data check`` lists them all.
+    """
+    dataset = load_dataset(args.dataset, args.root, csv_path=args.csv, **kwargs)
+    if dataset.problems:
+        path, reason = dataset.problems[0]
+        more = len(dataset.problems) - 1
+        raise DatasetError(
+            f"{path}: {reason}"
+            + (f" (and {more} more problem file(s))" if more else "")
+            + f"; run `ssgan data check {args.dataset} --root {args.root}` to list them"
+        )
+    return dataset
 
 
 def progress_bar(total: int, desc: str) -> tqdm:

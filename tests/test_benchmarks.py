@@ -1,0 +1,92 @@
+"""Smoke test of the benchmark scripts: each runs with --quick on tiny models and writes its JSON.
+
+The tiny runs (EnvNet with its shortest window and 16-wide FC layers, one epoch; a GAN of two
+steps) are trained once for the module by ``benchmarks/common.ensure_runs``; each script is then
+run in-process through its ``main(argv)``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
+VICTIM_SET = ["window=5294", "fc_width=16", "epochs=1"]
+GAN_SET = ["epochs=1", "steps_per_epoch=2", "val_clips=2", "victim_crops=1"]
+
+pytestmark = pytest.mark.slow
+
+
+def _load(name: str):
+    if str(BENCH) not in sys.path:
+        sys.path.insert(0, str(BENCH))
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    common = _load("common")
+    work = tmp_path_factory.mktemp("bench_runs")
+    v_dir, g_dir = common.ensure_runs(None, None, work=work, victim_set=VICTIM_SET, gan_set=GAN_SET)
+    assert (v_dir / "best.json").is_file() and g_dir is not None
+    return v_dir, g_dir
+
+
+def _run(name: str, runs, tmp_path, extra=()) -> dict:
+    v_dir, g_dir = runs
+    out = tmp_path / f"{name}.json"
+    threads = torch.get_num_threads()
+    argv = ["--quick", "--victim", str(v_dir), "--out", str(out), *extra]
+    if name != "step_anatomy":
+        argv += ["--generator", str(g_dir)]
+    assert _load(name).main(argv) == 0
+    assert torch.get_num_threads() == threads  # thread settings restored
+    payload = json.loads(out.read_text())
+    machine = payload["machine"]
+    for key in ("cpu_model", "cores_usable", "torch", "torch_threads", "date"):
+        assert machine[key] not in (None, "")
+    assert payload["quick"] is True
+    return payload
+
+
+def test_attack_cost(runs, tmp_path, capsys):
+    payload = _run("attack_cost", runs, tmp_path, ["--only", "ssgan,fgsm,pgd-long,uap"])
+    names = [r["attack"] for r in payload["rows"]]
+    assert names == ["ssgan", "fgsm", "pgd-3", "uap"]
+    for r in payload["rows"]:
+        assert r["seconds_per_clip"] > 0 and r["n"] == 1
+    ratio = payload["target"]["ratio_pgd_long_over_ssgan"]
+    by = {r["attack"]: r for r in payload["rows"]}
+    assert ratio == pytest.approx(by["pgd-3"]["seconds_per_clip"] / by["ssgan"]["seconds_per_clip"])
+    assert "cost ratio" in capsys.readouterr().out
+
+
+def test_throughput(runs, tmp_path):
+    payload = _run("throughput", runs, tmp_path, ["--thread-counts", "1"])
+    modes = {r["mode"] for r in payload["rows"]}
+    assert modes == {"batch", "single", "long"}
+    for r in payload["rows"]:
+        audio_s = r["clips"] * r["clip_seconds"]
+        assert r["x_realtime"] == pytest.approx(audio_s / r["seconds"])
+    assert payload["best_batch_x_realtime"] == max(
+        r["x_realtime"] for r in payload["rows"] if r["mode"] == "batch"
+    )
+
+
+def test_step_anatomy(runs, tmp_path):
+    payload = _run("step_anatomy", runs, tmp_path)
+    for step in ("gan_step", "victim_step"):
+        res = payload[step]
+        assert res["sum_of_parts_s"] == pytest.approx(sum(res["parts_s"].values()))
+        assert res["whole_step_s"] > 0 and res["step_gflop"] > 0
+    assert "G step: victim bwd" in payload["gan_step"]["parts_s"]
+    assert {r["part"] for r in payload["micro"]} >= {"conv2 fwd fp32", "conv2 fwd+bwd fp32"}
