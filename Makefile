@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml
 setup: $(VENV)/.installed
 
 demo: setup
-	$(VENV)/bin/ssgan data check esc10 --root bundled
+	$(VENV)/bin/ssgan demo --out runs/demo
 
 test: setup
 	$(VENV)/bin/ruff check src tests benchmarks
