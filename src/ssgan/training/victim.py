@@ -164,7 +164,11 @@ PROFILES: dict[str, VictimTrainConfig] = {
 # 10 warm-up epochs at 0.1x; 600 epochs on UrbanSound8K.
 _ENVNETV2_CHANGES: dict[str, dict[str, Any]] = {
     "paper": dict(lr=0.1, lr_milestones=(0.3, 0.6, 0.9), warmup_epochs=10, epochs=600),
-    "cpu": dict(lr=0.1, lr_milestones=(0.3, 0.6, 0.9), warmup_epochs=5),
+    # Measured on UrbanSound8K folds 1-2 (paper split, 30 epochs, 54 min on 2 shared cores): the
+    # official lr 0.1 made the loss jump (1.42 -> 2.43) right after the 5 warm-up epochs at 0.01
+    # and the run ended at 53.1 % (63.3 % at epoch 5, still warming up). A short CPU schedule
+    # therefore stays at 0.01, the rate at which the warm-up epochs learned steadily.
+    "cpu": dict(lr=0.01, lr_milestones=(0.5, 0.75), warmup_epochs=0, epochs=30),
 }
 
 
