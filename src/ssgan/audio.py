@@ -27,6 +27,7 @@ __all__ = [
     "decode",
     "load_audio",
     "load_audio_with_peak",
+    "open_audio",
     "peak_normalize",
     "resample",
     "save_audio",
@@ -69,11 +70,9 @@ def _check_wav_truncation(path: Path) -> None:
             offset += 8 + chunk_size + (chunk_size & 1)
 
 
-def decode(path: str | Path) -> tuple[np.ndarray, int]:
-    """Decode a file to ``(samples (time, channels) float32, sample_rate)``; no resampling.
-
-    Raises ``AudioError`` for a missing, empty, unreadable, truncated or sample-less file.
-    """
+def open_audio(path: str | Path) -> sf.SoundFile:
+    """Open ``path`` for reading after checking it exists, is non-empty, is audio and (for WAV)
+    is not truncated. Raises ``AudioError`` naming the file; the caller closes the handle."""
     path = Path(path)
     if not path.exists():
         raise AudioError(path, "file not found")
@@ -82,19 +81,33 @@ def decode(path: str | Path) -> tuple[np.ndarray, int]:
     if path.stat().st_size == 0:
         raise AudioError(path, "empty file (0 bytes)")
     try:
-        info = sf.info(str(path))
+        handle = sf.SoundFile(str(path))
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
         raise AudioError(path, f"not audio or unreadable ({_short(exc)})") from None
-    if info.format in ("WAV", "WAVEX"):
-        _check_wav_truncation(path)
-    try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-        raise AudioError(path, f"truncated or corrupted ({_short(exc)})") from None
+    if handle.format in ("WAV", "WAVEX"):
+        try:
+            _check_wav_truncation(path)
+        except AudioError:
+            handle.close()
+            raise
+    return handle
+
+
+def decode(path: str | Path) -> tuple[np.ndarray, int]:
+    """Decode a file to ``(samples (time, channels) float32, sample_rate)``; no resampling.
+
+    Raises ``AudioError`` for a missing, empty, unreadable, truncated or sample-less file.
+    """
+    with open_audio(path) as handle:
+        frames, fmt, rate = handle.frames, handle.format, handle.samplerate
+        try:
+            data = handle.read(dtype="float32", always_2d=True)
+        except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+            raise AudioError(path, f"truncated or corrupted ({_short(exc)})") from None
     if data.shape[0] == 0:
         raise AudioError(path, "no samples (empty audio stream)")
-    if info.frames > 0 and data.shape[0] < info.frames and info.format not in ("MP3", "OGG"):
-        raise AudioError(path, f"truncated ({data.shape[0]} of {info.frames} frames decoded)")
+    if frames > 0 and data.shape[0] < frames and fmt not in ("MP3", "OGG"):
+        raise AudioError(path, f"truncated ({data.shape[0]} of {frames} frames decoded)")
     return data, int(rate)
 
 

@@ -41,7 +41,7 @@ import torch.nn.functional as F
 
 from ssgan import SAMPLE_RATE
 from ssgan.attacks.ssgan import SSGANAttack
-from ssgan.audio import SILENCE_PEAK, _check_wav_truncation, _short
+from ssgan.audio import SILENCE_PEAK, _short, open_audio
 from ssgan.errors import AudioError
 from ssgan.models.victim import ClipClassifier, crop_starts
 from ssgan.training.checkpoint import atomic_write
@@ -90,27 +90,6 @@ class StreamResult:
     streamed: bool = True
 
 
-def _open(path: Path) -> sf.SoundFile:
-    """Open ``path`` for reading after the checks ``ssgan.audio.decode`` makes."""
-    if not path.exists():
-        raise AudioError(path, "file not found")
-    if not path.is_file():
-        raise AudioError(path, "not a regular file")
-    if path.stat().st_size == 0:
-        raise AudioError(path, "empty file (0 bytes)")
-    try:
-        handle = sf.SoundFile(str(path))
-    except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
-        raise AudioError(path, f"not audio or unreadable ({_short(exc)})") from None
-    if handle.format in ("WAV", "WAVEX"):
-        try:
-            _check_wav_truncation(path)
-        except AudioError:
-            handle.close()
-            raise
-    return handle
-
-
 def iter_mono_blocks(
     path: str | Path,
     *,
@@ -126,7 +105,7 @@ def iter_mono_blocks(
     if not isinstance(block_frames, int) or block_frames < 1:
         raise ValueError(f"block_frames={block_frames!r}: must be a positive integer")
     path = Path(path)
-    with _open(path) as handle:
+    with open_audio(path) as handle:
         rate = int(handle.samplerate)
         declared = int(handle.frames)
         check_count = handle.format not in ("MP3", "OGG") and declared > 0
