@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ssgan.models.layout import channels_last, waveform_map
+
 __all__ = ["Discriminator"]
 
 
@@ -73,10 +75,10 @@ class Discriminator(nn.Module):
             raise ValueError(f"expected x of shape (batch, time), got {tuple(x.shape)}")
         if x.shape[1] < self.min_time:
             x = F.pad(x, (0, self.min_time - x.shape[1]))
-        h = x[:, None, None, :].contiguous(memory_format=torch.channels_last)
+        h = waveform_map(x)
         h = self.mfe(h)  # (batch, bands, 1, frames)
         # Swap the filterbank axis to height: (batch, 1, bands, frames).
-        h = h.transpose(1, 2).contiguous(memory_format=torch.channels_last)
+        h = channels_last(h.transpose(1, 2))
         h = self.embed(h)
         return self.decision(h.flatten(1)).squeeze(1)
 

@@ -22,6 +22,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ssgan.models.layout import channels_last, waveform_map
+
 # EnvNet's window at 16 kHz (~1.5 s), fixed by its layer table (it flattens to 50 x 11 x 14).
 ENVNET_WINDOW = 24_014
 
@@ -64,7 +66,7 @@ def _check_input(x: torch.Tensor, window: int, name: str) -> None:
 
 def _swap(h: torch.Tensor) -> torch.Tensor:
     """(batch, channels, 1, time) -> (batch, 1, channels, time): channels become the height."""
-    return h.transpose(1, 2).contiguous(memory_format=_CL)
+    return channels_last(h.transpose(1, 2))
 
 
 class EnvNet(nn.Module):
@@ -125,7 +127,7 @@ class EnvNet(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """``(batch, window)`` -> the last pooled map ``(batch, 50, 11, 14)`` (default window)."""
-        h = x[:, None, None, :].contiguous(memory_format=_CL)
+        h = waveform_map(x)
         return self.body(_swap(self.front(h)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -199,7 +201,7 @@ class EnvNetV2(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """``(batch, window)`` -> the last pooled map ``(batch, 256, 10, w)``."""
-        h = x[:, None, None, :].contiguous(memory_format=_CL)
+        h = waveform_map(x)
         return self.body(_swap(self.front(h)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ssgan.models.layout import waveform_map
+
 __all__ = ["DEFAULT_MAX_DELTA", "Generator"]
 
 DEFAULT_MAX_DELTA = 0.05
@@ -139,6 +141,6 @@ class Generator(nn.Module):
         # At least two samples at the bottleneck: instance norm needs more than one.
         padded = max(-(-time // self.stride), 2) * self.stride
         h = F.pad(x, (0, padded - time)) if padded != time else x
-        h = h[:, None, None, :].contiguous(memory_format=torch.channels_last)
+        h = waveform_map(h)
         out = self.net(h)
         return self.max_delta * torch.tanh(out.reshape(x.shape[0], padded)[:, :time])
