@@ -90,3 +90,29 @@ def test_step_anatomy(runs, tmp_path):
         assert res["whole_step_s"] > 0 and res["step_gflop"] > 0
     assert "G step: victim bwd" in payload["gan_step"]["parts_s"]
     assert {r["part"] for r in payload["micro"]} >= {"conv2 fwd fp32", "conv2 fwd+bwd fp32"}
+
+
+def test_layout_before_is_the_legacy_nchw_path(tmp_path):
+    layout = _load("layout")
+    from ssgan.models.generator import Generator
+
+    # The first conv's output layout is inherited by every layer after it.
+    seen: list[tuple[int, ...]] = []
+    model = Generator()
+    model.net[0].register_forward_hook(lambda _m, _i, out: seen.append(out.stride()))
+    with torch.no_grad():
+        with layout.legacy_layout():
+            model(torch.randn(1, 4000))
+        model(torch.randn(1, 4000))
+    assert seen[0][1] != 1 and seen[1][1] == 1  # before: NCHW; after: channels_last
+
+    out = tmp_path / "layout.json"
+    threads = torch.get_num_threads()
+    assert layout.main(["--quick", "--out", str(out)]) == 0
+    assert torch.get_num_threads() == threads
+    payload = json.loads(out.read_text())
+    assert payload["quick"] is True
+    cases = {r["case"] for r in payload["rows"]}
+    assert {"generator fp32", "envnet step", "victim 10-crop grad"} <= cases
+    for r in payload["rows"]:
+        assert r["speedup"] == pytest.approx(r["before_s"] / r["after_s"])
