@@ -177,3 +177,23 @@ def test_cli_attack_writes_adversarial_audio_at_the_input_level(tmp_path, traine
                  "--out", str(tmp_path), "--overwrite"])  # fmt: skip
     assert code == 1
     assert "would overwrite an input" in capsys.readouterr().err
+
+
+def test_bfloat16_precision_keeps_the_bound_and_stays_close_to_float32() -> None:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(1)
+        g = Generator(channels=4, n_blocks=1, max_delta=0.01).eval()
+    with torch.no_grad():  # saturate the tanh: bf16(0.01) would round past the bound
+        g.net[-1].bias.fill_(20.0)
+    x = torch.rand(3, 777, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    fp32 = SSGANAttack.from_generator(g, segment_seconds=100 / SR)
+    bf16 = SSGANAttack.from_generator(g, segment_seconds=100 / SR, precision="bfloat16")
+    d32, d16 = fp32.perturbation(x), bf16.perturbation(x)
+    assert d16.dtype == torch.float32 and d16.shape == x.shape
+    assert float(d16.abs().max()) <= 0.01
+    torch.testing.assert_close(d16, d32, rtol=0, atol=0.01 * 0.05)
+    with torch.no_grad():
+        g.net[-1].bias.zero_()
+    torch.testing.assert_close(bf16.perturbation(x), fp32.perturbation(x), rtol=0.05, atol=2e-4)
+    with pytest.raises(ValueError, match="precision='half'"):
+        SSGANAttack(precision="half")

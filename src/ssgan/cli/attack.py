@@ -46,6 +46,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--chunk-segments", type=int, default=64, help="segments through G at once (memory)"
     )
+    parser.add_argument(
+        "--precision",
+        choices=("float32", "bfloat16"),
+        default="float32",
+        help="arithmetic of the generator (bfloat16: faster on CPUs with AVX512-BF16 and GPUs)",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     add_device_arg(parser)
     parser.set_defaults(func=run)
@@ -93,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
         overlap=args.overlap,
         chunk_segments=args.chunk_segments,
         device=args.device,
+        precision=args.precision,
     )
     victim = None
     class_names: list[str] | None = None

@@ -143,4 +143,6 @@ class Generator(nn.Module):
         h = F.pad(x, (0, padded - time)) if padded != time else x
         h = waveform_map(h)
         out = self.net(h)
-        return self.max_delta * torch.tanh(out.reshape(x.shape[0], padded)[:, :time])
+        # The bound in float32 even under bf16 autocast: bf16(0.01) rounds up past max_delta.
+        out = out.reshape(x.shape[0], padded)[:, :time].float()
+        return self.max_delta * torch.tanh(out)
