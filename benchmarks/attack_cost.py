@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-ATTACK_NAMES = ("ssgan", "fgsm", "pgd-10", "pgd-long", "cw", "uap")
+ATTACK_NAMES = ("ssgan", "ssgan-bf16", "fgsm", "pgd-10", "pgd-long", "cw", "uap")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,9 +76,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         raise SystemExit(f"--only: unknown {sorted(unknown)}; known {', '.join(ATTACK_NAMES)}")
     v_dir, g_dir = common.ensure_runs(
         args.victim, args.generator, work=args.work, victim_set=args.victim_set,
-        gan_set=args.gan_set, need_generator="ssgan" in only,
+        gan_set=args.gan_set, need_generator=bool(only & {"ssgan", "ssgan-bf16"}),
     )  # fmt: skip
-    victim, meta = load_victim(v_dir, args.device)
+    victim, meta = load_victim(v_dir, args.device, checkpoint=args.checkpoint)
     dataset, test = common.victim_test_set(meta, args.root)
     clips = test.subset(range(min(args.clips, len(test))))
     seconds_audio = sum(w.numel() for w in clips.waveforms()) / 16000 / len(clips)
@@ -87,7 +87,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     notes: dict[str, Any] = {}
     if "ssgan" in only:
         assert g_dir is not None
-        attacks["ssgan"] = SSGANAttack.from_run(g_dir, device=args.device)
+        attacks["ssgan"] = SSGANAttack.from_run(
+            g_dir, device=args.device, checkpoint=args.checkpoint
+        )
+    if "ssgan-bf16" in only and (common.bf16_supported() or args.device.startswith("cuda")):
+        assert g_dir is not None
+        attacks["ssgan-bf16"] = SSGANAttack.from_run(
+            g_dir, device=args.device, checkpoint=args.checkpoint, precision="bfloat16"
+        )
     if "fgsm" in only:
         attacks["fgsm"] = FGSM(eps=args.eps)
     if "pgd-10" in only:

@@ -171,6 +171,12 @@ def add_common_args(parser: argparse.ArgumentParser, *, generator: bool = True) 
     parser.add_argument(
         "--root", default="bundled", help="ESC-50 folder of the victim's dataset, or 'bundled'"
     )
+    parser.add_argument(
+        "--checkpoint",
+        choices=("best", "last"),
+        default="best",
+        help="checkpoint of the victim and generator runs (the tables use 'last')",
+    )
     parser.add_argument("--out", metavar="FILE.json", help="write the results as JSON here")
     parser.add_argument("--quick", action="store_true", help="tiny settings (seconds; for tests)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")

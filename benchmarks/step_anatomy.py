@@ -414,7 +414,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         victim_set=args.victim_set,
     )
     device = torch.device(args.device)
-    victim, meta = load_victim(v_dir, device)
+    victim, meta = load_victim(v_dir, device, checkpoint=args.checkpoint)
     dataset, _ = common.victim_test_set(meta, args.root)
     train, _ = make_split(dataset, str(meta.get("split") or "fold:5"))
     clips = [w.float() for w in train.waveforms()]  # decoded once, in memory
