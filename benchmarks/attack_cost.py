@@ -1,6 +1,6 @@
 """Attack cost: seconds per clip for SSGAN and its peers, with ASR and MSNR on the same clips.
 
-One run attacks the same test clips (the victim's own test split, the first ``--clips``) with
+One run attacks the same test clips (``--clips`` spread evenly over the victim's test split) with
 SSGAN, FGSM, PGD-10, PGD-100, C&W and a universal perturbation (Abdoli et al.'s penalty method,
 fitted here on a few training clips, or loaded with ``--uap DIR``), each through
 ``ssgan.evaluation.evaluate_attack`` (ASR = N_success / N_right, MSNR over successes; the time of
@@ -80,7 +80,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     )  # fmt: skip
     victim, meta = load_victim(v_dir, args.device, checkpoint=args.checkpoint)
     dataset, test = common.victim_test_set(meta, args.root)
-    clips = test.subset(range(min(args.clips, len(test))))
+    # Evenly spread over the test split, which is ordered by class: the first N clips would
+    # be a handful of classes.
+    n_clips = min(args.clips, len(test))
+    clips = test.subset([i * len(test) // n_clips for i in range(n_clips)])
     seconds_audio = sum(w.numel() for w in clips.waveforms()) / 16000 / len(clips)
 
     attacks: dict[str, Any] = {}

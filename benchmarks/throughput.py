@@ -120,9 +120,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     # bf16 against fp32 on real clips: does the attack stay as good?
     check: dict[str, Any] = {}
-    sub = [c for c in clips[: args.check_clips]]
+    # Spread evenly over the test split (ordered by class), not its first few classes.
+    n_check = min(args.check_clips, len(clips))
+    picked = [i * len(clips) // n_check for i in range(n_check)] if n_check else []
+    sub = [clips[i] for i in picked]
     if sub and "bf16" in precisions:
-        y = torch.tensor(test.labels()[: len(sub)], device=device)
+        labels = test.labels()
+        y = torch.tensor([labels[i] for i in picked], device=device)
         results = {}
         deltas = {}
         for prec in precisions:
