@@ -169,7 +169,37 @@ def test_bad_inputs_are_refused(attack, name, tiny_victim, clean):
         attack(tiny_victim, (x * 100).long(), y)
     with pytest.raises(ValueError, match="shape"):
         attack(tiny_victim, x, y[:3])
+    # Labels are range-checked whenever the class count is known without an extra victim
+    # forward (an ``n_classes`` attribute) or the attack queries the victim anyway.
     with pytest.raises(ValueError, match="4 classes"):
-        attack(tiny_victim, x, y + 4)
+        attack(_Counting(tiny_victim, n_classes=4), x, y + 4)
+    if attack.queries_victim:
+        with pytest.raises(ValueError, match="4 classes"):
+            attack(tiny_victim, x, y + 4)
     with pytest.raises(ValueError, match="NaN"):
         attack(tiny_victim, x.clone().fill_(float("nan")), y)
+
+
+class _Counting(torch.nn.Module):
+    """The victim, counting its forward calls; optionally exposing ``n_classes``."""
+
+    def __init__(self, net: torch.nn.Module, n_classes: int | None = None) -> None:
+        super().__init__()
+        self.net = net
+        self.calls = 0
+        if n_classes is not None:
+            self.n_classes = n_classes
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return self.net(x)
+
+
+@parametrize
+def test_victim_forwards_only_when_the_attack_queries_it(attack, name, tiny_victim, clean):
+    # A fitted generator or universal perturbation must cost no victim forward per call (a
+    # 10-crop probe of the label range once cost 20x the whole SSGAN attack).
+    x, y = clean
+    for victim in (_Counting(tiny_victim), _Counting(tiny_victim, n_classes=4)):
+        attack(victim, x, y, generator=torch.Generator().manual_seed(0))
+        assert (victim.calls > 0) == attack.queries_victim

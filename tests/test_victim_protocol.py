@@ -189,3 +189,10 @@ def test_log_mean_softmax_is_stable_for_huge_logits() -> None:
     out = ClipClassifier(Huge(), window=4, n_crops=2)(torch.ones(1, 6))
     assert torch.isfinite(out).all()
     assert math.isclose(float(out.exp().sum()), 1.0, rel_tol=1e-5)
+
+
+def test_n_classes_is_read_from_the_wrapped_network() -> None:
+    from ssgan.models.envnet import EnvNet
+
+    assert ClipClassifier(EnvNet(7, fc_width=8), window=24_014).n_classes == 7
+    assert ClipClassifier(TinyVictim(), window=4000).n_classes is None  # no attribute: unknown

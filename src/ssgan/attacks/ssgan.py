@@ -70,6 +70,7 @@ class SSGANAttack(LearnedAttack):
 
     name: ClassVar[str] = "ssgan"
     targeted_supported: ClassVar[bool] = False
+    queries_victim: ClassVar[bool] = False  # one G pass per segment, no victim at attack time
 
     def __init__(
         self,

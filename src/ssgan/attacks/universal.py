@@ -148,6 +148,7 @@ class _UAP(LearnedAttack):
     """Shared state and helpers: ``v`` ``(length,)``, tiled and cropped to each clip."""
 
     targeted_supported: ClassVar[bool] = False
+    queries_victim: ClassVar[bool] = False  # applying v is an addition; only fit queries
 
     def __init__(self, *, length: int | None, delta: float, batch_size: int) -> None:
         self.length = None if length is None else check_int("length", length, minimum=1)

@@ -16,8 +16,9 @@ stride ``4 ** n_down`` and the output cropped back. Activations are ``channels_l
 Normalisation is optional instance norm (AdvGAN's choice; never batch norm, whose running
 statistics would make training and attack behave differently).
 
-Default size: ``channels=8, n_down=2, n_blocks=4`` has about 36 K parameters and takes ~34 ms
-for a 5 s clip on 2 shared CPU cores (best of 15).
+Default size: ``channels=8, n_down=2, n_blocks=4`` has about 36 K parameters; attacking a 5 s
+clip (segmentation, G, stitching) takes 6.7 ms in float32 and 5.8 ms in bf16 on 2 idle CPU
+cores (``benchmarks/throughput.py``, README "Performance").
 
 ``max_delta`` default 0.05 (measured, see ``DEFAULT_MAX_DELTA``).
 """
@@ -75,8 +76,9 @@ class Generator(nn.Module):
         block_kernel: kernel length of the residual convs (samples at the bottleneck rate).
         max_delta: bound of the tanh output, in waveform units of [-1, 1] audio.
         norm: instance norm after each conv (AdvGAN's choice). Off by default: it doubled G's
-            CPU time (64 vs 34 ms for a 5 s clip, best of 15, 2 shared cores) and the short
-            trainings we ran converge without it.
+            CPU time (64 vs 34 ms for a 5 s clip, best of 15, 2 shared cores, measured before
+            the channels_last fix of ``ssgan.models.layout``) and the short trainings we ran
+            converge without it.
 
     Example:
         >>> g = Generator()

@@ -118,6 +118,12 @@ class ClipClassifier(nn.Module):
         self.n_crops = n_crops
         self.crop_batch = crop_batch
 
+    @property
+    def n_classes(self) -> int | None:
+        """The wrapped network's ``n_classes`` attribute, if it has an integer one."""
+        n = getattr(self.net, "n_classes", None)
+        return n if isinstance(n, int) and not isinstance(n, bool) else None
+
     def crops(self, x: torch.Tensor) -> torch.Tensor:
         """``(batch, time)`` -> the test crops ``(batch, n_crops, window)``."""
         padded = pad_clip(x, self.window)
