@@ -184,7 +184,8 @@ def test_cli_evaluate_attack_end_to_end(tmp_path: Path, capsys) -> None:
     # A second run refuses to overwrite, as one line, exit 1; --overwrite replaces.
     assert main(argv) == 1
     assert "--overwrite" in capsys.readouterr().err
-    assert main([*argv, "--overwrite"]) == 0
+    assert main([*argv, "--overwrite", "--victim-checkpoint", "last"]) == 0
+    assert json.loads(capsys.readouterr().out)["victim_checkpoint"] == "last"
     # A bad attack setting is a one-line error naming it.
     bad = [*argv[:3], "--attack-arg", "epz=1", *argv[5:], "--overwrite"]
     assert main(bad) == 1

@@ -47,6 +47,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="learned attack state: an `ssgan train gan` run (ssgan) or an attack.save directory",
     )
     parser.add_argument("--victim", required=True, metavar="RUN_V", help="victim run directory")
+    parser.add_argument(
+        "--victim-checkpoint",
+        choices=("best", "last"),
+        default="best",
+        help="which checkpoint of the victim run (best: chosen on its test split; last: final)",
+    )
     add_dataset_args(parser)
     parser.add_argument("--subset", choices=("train", "test"), default="test")
     parser.add_argument("--limit", type=int, default=None, help="attack only the first N clips")
@@ -132,7 +138,9 @@ def run(args: argparse.Namespace) -> int:
         attack = build_attack(args)
     except ValueError as exc:  # a bad --attack-arg: the user's to fix
         raise SSGANError(str(exc)) from None
-    victim, victim_meta = load_victim(args.victim, device=args.device)
+    victim, victim_meta = load_victim(
+        args.victim, device=args.device, checkpoint=args.victim_checkpoint
+    )
 
     dataset = dataset_from_args(args)
     train, test = make_split(dataset, args.split, seed=args.split_seed)
@@ -159,6 +167,7 @@ def run(args: argparse.Namespace) -> int:
         "attack_config": config,
         "generator_run": str(args.generator) if args.generator else None,
         "victim": str(args.victim),
+        "victim_checkpoint": args.victim_checkpoint,
         "dataset": dataset.name,
         "root": str(args.root),
         "split": args.split,
