@@ -116,3 +116,12 @@ def test_layout_before_is_the_legacy_nchw_path(tmp_path):
     assert {"generator fp32", "envnet step", "victim 10-crop grad"} <= cases
     for r in payload["rows"]:
         assert r["speedup"] == pytest.approx(r["before_s"] / r["after_s"])
+
+
+def test_envnetv2_window(tmp_path):
+    out = tmp_path / "window.json"
+    assert _load("envnetv2_window").main(["--quick", "--out", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["window"] for r in rows] == [24_180, 66_650]
+    assert rows[1]["fc_input"] > rows[0]["fc_input"]
+    assert rows[0]["train_x"] == 1.0
