@@ -125,3 +125,9 @@ def test_envnetv2_window(tmp_path):
     assert [r["window"] for r in rows] == [24_180, 66_650]
     assert rows[1]["fc_input"] > rows[0]["fc_input"]
     assert rows[0]["train_x"] == 1.0
+
+
+def test_profile_victim_step(capsys):
+    assert _load("profile_victim_step").main(["--quick", "--rows", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "EnvNet training step, batch 2" in out and "Self CPU time total" in out

@@ -1,0 +1,85 @@
+"""Does ``torch.compile`` pay for the generator? Eager against compiled G, one run.
+
+G (the default 36 K-parameter generator, random weights) on ``--segments`` 1.6 s segments, no
+gradient, float32 and bf16 autocast (where the CPU has it): the compile time of the first call
+and the best of ``--repeats`` warm calls of each. Not used by the library, which runs G eagerly
+(README "Performance" has the figures that decided it).
+
+    python benchmarks/compile_generator.py --out benchmarks/results/compile_generator.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+import common
+import torch
+
+from ssgan.models.generator import Generator
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--segments", type=int, default=64, help="1.6 s segments per call (64)")
+    p.add_argument("--repeats", type=int, default=5, help="timed calls per setting (best of)")
+    p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: default)")
+    p.add_argument("--out", metavar="FILE.json", help="write the results as JSON here")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    rows: list[dict[str, Any]] = []
+    with common.num_threads(args.threads):
+        torch.manual_seed(0)
+        g = Generator().eval()
+        x = torch.randn(args.segments, 25_600) * 0.1
+        audio_s = x.numel() / 16_000
+        t0 = time.perf_counter()
+        compiled = torch.compile(g)
+        with torch.no_grad():
+            compiled(x)
+        compile_s = time.perf_counter() - t0
+        precisions = [False] + ([True] if common.bf16_supported() else [])
+        for bf16 in precisions:
+            with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                eager = common.bench(lambda: g(x), repeats=args.repeats)["min_s"]
+                comp = common.bench(lambda: compiled(x), repeats=args.repeats)["min_s"]
+            rows.append(
+                {
+                    "precision": "bf16" if bf16 else "fp32",
+                    "eager_s": eager,
+                    "compiled_s": comp,
+                    "eager_x_realtime": audio_s / eager,
+                    "compiled_x_realtime": audio_s / comp,
+                    "speedup": eager / comp,
+                }
+            )
+        print(f"G on {args.segments} x 1.6 s, {torch.get_num_threads()} threads; "
+              f"first compiled call {compile_s:.1f} s")  # fmt: skip
+        print(
+            common.table(
+                rows,
+                [
+                    ("precision", "precision", ""),
+                    ("eager_s", "eager s", ".4f"),
+                    ("compiled_s", "compiled s", ".4f"),
+                    ("speedup", "eager/compiled", ".2f"),
+                ],
+            )
+        )
+        payload = {
+            "benchmark": "compile_generator",
+            "machine": common.machine_info("cpu"),
+            "segments": args.segments,
+            "compile_seconds": compile_s,
+            "rows": rows,
+        }
+    common.write_json(args.out, payload)
+    return 0
+
+
+if __name__ == "__main__":
+    common.run_cli(main)
