@@ -167,7 +167,9 @@ _ENVNETV2_CHANGES: dict[str, dict[str, Any]] = {
     # Measured on UrbanSound8K folds 1-2 (paper split, 30 epochs, 54 min on 2 shared cores): the
     # official lr 0.1 made the loss jump (1.42 -> 2.43) right after the 5 warm-up epochs at 0.01
     # and the run ended at 53.1 % (63.3 % at epoch 5, still warming up). A short CPU schedule
-    # therefore stays at 0.01, the rate at which the warm-up epochs learned steadily.
+    # therefore stays at 0.01, the rate at which the warm-up epochs learned steadily. Measured
+    # with it (idle machine): 84.2 % on the paper split in 13.9 min; 51.2 % on the fold
+    # protocol (train fold 1, test fold 2) in 17.6 min.
     "cpu": dict(lr=0.01, lr_milestones=(0.5, 0.75), warmup_epochs=0, epochs=30),
 }
 
