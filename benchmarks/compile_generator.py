@@ -3,7 +3,9 @@
 G (the default 36 K-parameter generator, random weights) on ``--segments`` 1.6 s segments, no
 gradient, float32 and bf16 autocast (where the CPU has it): the compile time of the first call
 and the best of ``--repeats`` warm calls of each. Not used by the library, which runs G eagerly
-(README "Performance" has the figures that decided it).
+(README "Performance" has the figures that decided it). ``--victim-step`` adds the same
+comparison for one EnvNet training step (batch 32, bf16 autocast where the CPU has it, forward
++ backward), whose convolution throughput is below the issue's target.
 
     python benchmarks/compile_generator.py --out benchmarks/results/compile_generator.json
 """
@@ -25,8 +27,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--segments", type=int, default=64, help="1.6 s segments per call (64)")
     p.add_argument("--repeats", type=int, default=5, help="timed calls per setting (best of)")
     p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: default)")
+    p.add_argument("--victim-step", action="store_true", help="also an EnvNet training step")
     p.add_argument("--out", metavar="FILE.json", help="write the results as JSON here")
     return p
+
+
+def _victim_step(repeats: int) -> dict[str, Any]:
+    from ssgan.models.envnet import EnvNet
+
+    torch.manual_seed(0)
+    net = EnvNet(10).train()
+    x = torch.randn(32, net.window) * 0.1
+    bf16 = common.bf16_supported()
+
+    def step(model: torch.nn.Module) -> None:
+        model.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = model(x).float().logsumexp(1).mean()
+        loss.backward()
+
+    compiled = torch.compile(net)
+    t0 = time.perf_counter()
+    step(compiled)
+    compile_s = time.perf_counter() - t0
+    eager = common.bench(lambda: step(net), repeats=repeats)["min_s"]
+    comp = common.bench(lambda: step(compiled), repeats=repeats)["min_s"]
+    return {
+        "precision": "envnet train step" + (" bf16" if bf16 else " fp32"),
+        "eager_s": eager,
+        "compiled_s": comp,
+        "speedup": eager / comp,
+        "compile_seconds": compile_s,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
                     "speedup": eager / comp,
                 }
             )
+        if args.victim_step:
+            rows.append(_victim_step(args.repeats))
         print(f"G on {args.segments} x 1.6 s, {torch.get_num_threads()} threads; "
               f"first compiled call {compile_s:.1f} s")  # fmt: skip
         print(
