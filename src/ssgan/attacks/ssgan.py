@@ -31,7 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from ssgan import SAMPLE_RATE
-from ssgan.attacks.base import LearnedAttack, check_int, check_positive
+from ssgan.attacks.base import LearnedAttack, check_choice, check_int, check_positive
 from ssgan.data import segments as sip
 from ssgan.errors import CheckpointError
 from ssgan.models.generator import DEFAULT_MAX_DELTA, Generator
@@ -88,9 +88,7 @@ class SSGANAttack(LearnedAttack):
         epochs: int | None = None,
         precision: str = "float32",
     ) -> None:
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision={precision!r}: expected one of {', '.join(PRECISIONS)}")
-        self.precision = precision
+        self.precision = check_choice("precision", precision, PRECISIONS)
         self.segment_seconds = check_positive("segment_seconds", segment_seconds)
         self.overlap = bool(overlap)
         self.chunk_segments = check_int("chunk_segments", chunk_segments, minimum=1)

@@ -36,8 +36,6 @@ ENVNET_WINDOW = 24_014
 # size is derived from the window, so any window >= ENVNETV2_MIN_WINDOW works.
 ENVNETV2_WINDOW = 24_180
 
-_CL = torch.channels_last
-
 
 def _conv_bn_relu(
     in_ch: int, out_ch: int, kernel: tuple[int, int], stride: tuple[int, int] = (1, 1)
