@@ -222,40 +222,48 @@ def train_victim(s: Session, main_out: Path, t1: float) -> bool:
     return True
 
 
-def train_generators(s: Session, main_out: Path, segments: list[float]) -> dict[float, Path]:
-    """The first t1 row continues in the main process; the others start beside it."""
+def train_generators(s: Session, main_out: Path, segments: list[float]) -> None:
+    """The first t1 row continues in the main process; the others and the variants start
+    beside it, each an ``ssgan reproduce table2`` of one row sharing the trained victim."""
     a = s.args
-    outs = {segments[0]: main_out}
-    names = {segments[0]: "t2_main"}
+    victim = ["--victim", str(main_out / "victim")]
+    # name -> (run folder, t1, extra reproduce arguments)
+    rows: dict[str, tuple[Path, float, list[str]]] = {}
+    if a.no_main_gan:
+        s.stop("t2_main")
+    else:
+        rows["t2_main"] = (main_out, segments[0], [])
     for t1 in segments[1:]:
-        outs[t1] = s.work / f"t2_{t1:g}s"
-        names[t1] = f"t2_{t1:g}s"
-        s.start(names[t1], s.reproduce(outs[t1], t1, ["--victim", str(main_out / "victim")]))
+        rows[f"t2_{t1:g}s"] = (s.work / f"t2_{t1:g}s", t1, victim)
+    for spec in a.variant:
+        name, _, settings = spec.partition(":")
+        sets = [f"--gan-set={kv}" for kv in settings.split(",") if kv]
+        rows[f"var_{name}"] = (s.work / f"var_{name}", segments[0], [*victim, *sets])
+    for name, (out, t1, extra) in rows.items():
+        if name != "t2_main":
+            s.start(name, s.reproduce(out, t1, extra))
     deadline = a.budget * a.gan_share
 
-    def gan_dir(t1: float) -> Path:
-        return outs[t1] / f"ssgan_{t1:g}s"
+    def gan_dir(name: str) -> Path:
+        out, t1, _ = rows[name]
+        return out / f"ssgan_{t1:g}s"
 
-    while s.now() < deadline and not all((gan_dir(t) / "DONE").is_file() for t in segments):
-        if not any(s.running(names[t]) for t in segments):
+    while s.now() < deadline and not all((gan_dir(n) / "DONE").is_file() for n in rows):
+        if not any(s.running(n) for n in rows):
             break
         time.sleep(2)
     s.pack()
-    for t1 in segments:
-        if (gan_dir(t1) / "DONE").is_file() or not s.running(names[t1]):
+    for name, (out, t1, extra) in rows.items():
+        if (gan_dir(name) / "DONE").is_file() or not s.running(name):
             continue
-        s.stop(names[t1])
-        meta_path = gan_dir(t1) / "last.json"
+        s.stop(name)
+        meta_path = gan_dir(name) / "last.json"
         if not meta_path.is_file():
-            s.note("generator had no checkpoint at the deadline", t1=t1)
+            s.note("generator had no checkpoint at the deadline", run=name)
             continue
         k = int(json.loads(meta_path.read_text())["epoch"])
-        s.note("generator stopped at the deadline", t1=t1, epochs=k)
-        extra = ["--gan-set", f"epochs={k}"]
-        if t1 != segments[0]:
-            extra += ["--victim", str(main_out / "victim")]
-        s.start(names[t1] + "_eval", s.reproduce(outs[t1], t1, extra))
-    return outs
+        s.note("generator stopped at the deadline", run=name, t1=t1, epochs=k)
+        s.start(name + "_eval", s.reproduce(out, t1, [*extra, "--gan-set", f"epochs={k}"]))
 
 
 def wait_all(s: Session, until: float) -> None:
@@ -270,22 +278,28 @@ def wait_all(s: Session, until: float) -> None:
             s.note("process", name=name, returncode=p.poll())
 
 
-def attack_cost(s: Session, main_out: Path, t1: float) -> None:
+def attack_cost(s: Session, main_out: Path, t1: float, *, early: bool = False) -> None:
+    """``attack_cost.py`` on the trained victim (and generator, unless ``early``)."""
     a = s.args
     gen = main_out / f"ssgan_{t1:g}s"
-    if not (gen / "last.json").is_file() or not (main_out / "victim" / "DONE").is_file():
+    if not (main_out / "victim" / "DONE").is_file() or not (early or (gen / "last.json").is_file()):
         s.note("attack cost skipped: no victim or generator")
         return
     cmd = [
         sys.executable, str(HERE / "attack_cost.py"), "--victim", str(main_out / "victim"),
-        "--generator", str(gen), "--root", str(a.data / "ESC-50"), "--checkpoint", "last",
+        "--root", str(a.data / "ESC-50"), "--checkpoint", "last",
         "--clips", str(a.cost_clips), "--eps", "0.01", "--device", a.device,
         "--out", str(s.work / "attack_cost.json"),
     ]  # fmt: skip
+    if early:
+        cmd += ["--only", "fgsm,pgd-10,pgd-long,cw"]
+    else:
+        cmd += ["--generator", str(gen)]
     if a.profile == "smoke":
         cmd.append("--quick")
-    s.start("attack_cost", cmd)
-    wait_all(s, a.budget - 10)
+    s.start("attack_cost", [*cmd, *a.cost_arg])
+    if not early:
+        wait_all(s, a.budget - 10)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -308,6 +322,24 @@ def main(argv: list[str] | None = None) -> int:
         "--gan-set", action="append", default=[], metavar="KEY=VALUE",
         help="override an SSGAN setting in every t1 row (the deadline's epochs=k comes after)",
     )  # fmt: skip
+    p.add_argument(
+        "--variant", action="append", default=[], metavar="NAME:K=V[,K=V]",
+        help="also train SSGAN (first t1) with these settings, in its own run folder var_NAME; "
+        "pick among variants by their validation metrics, not by the test columns",
+    )  # fmt: skip
+    p.add_argument(
+        "--no-main-gan", action="store_true",
+        help="train only the --variant generators (the main process stops after the victim)",
+    )  # fmt: skip
+    p.add_argument("--no-smoke", action="store_true", help="skip the smoke reproduce")
+    p.add_argument(
+        "--cost-early", action="store_true",
+        help="run the attack-cost benchmark beside the generators (iterative attacks only)",
+    )  # fmt: skip
+    p.add_argument(
+        "--cost-arg", action="append", default=[], metavar="ARG",
+        help="extra argument of attack_cost.py, e.g. --cost-arg=--eps=0.003",
+    )  # fmt: skip
     args = p.parse_args(argv)
     segments = [float(v) for v in args.segments.split(",")]
 
@@ -316,20 +348,22 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _environment(s)
         main_out = s.work / "t2"
-        # a smoke reproduce beside the victim: every stage's code path on this device, early
-        s.start("smoke", s.reproduce(s.work / "smoke", segments[0], [], profile="smoke"))
+        if not args.no_smoke:
+            # a smoke reproduce beside the victim: every stage's code path on this device, early
+            s.start("smoke", s.reproduce(s.work / "smoke", segments[0], [], profile="smoke"))
         ok = train_victim(s, main_out, segments[0])
         s.pack()
         if ok:
+            if args.cost_early:
+                attack_cost(s, main_out, segments[0], early=True)
             train_generators(s, main_out, segments)
             wait_all(s, args.budget * args.eval_share)
             s.pack()
-            attack_cost(s, main_out, segments[0])
+            if not args.cost_early:
+                attack_cost(s, main_out, segments[0])
         wait_all(s, args.budget - 5)
-        for t1 in segments:
-            table = (main_out if t1 == segments[0] else s.work / f"t2_{t1:g}s") / "table2.md"
-            if table.is_file():
-                print(table.read_text(encoding="utf-8"), flush=True)
+        for table in sorted(s.work.glob("*/table2.md")):
+            print(f"## {table.parent.name}\n" + table.read_text(encoding="utf-8"), flush=True)
     finally:
         for name in list(s.procs):
             s.stop(name)
