@@ -63,6 +63,15 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _trained(run_dir: Any, checkpoint: str) -> dict[str, Any]:
+    """Epochs and training settings of the generator checkpoint that was attacked with."""
+    import json
+    from pathlib import Path
+
+    meta = json.loads((Path(run_dir) / f"{checkpoint}.json").read_text(encoding="utf-8"))
+    return {"checkpoint": checkpoint, "epoch": meta.get("epoch"), "config": meta.get("config")}
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from ssgan.attacks import CW, FGSM, PGD, UAPPenalty
     from ssgan.attacks.ssgan import SSGANAttack
@@ -130,10 +139,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         t0 = time.perf_counter()
         result = evaluate_attack(attack, victim, clips, batch_size=args.batch_size)
         s = result.summary
+        config = attack.config() if hasattr(attack, "config") else {}
+        if name.startswith("ssgan"):
+            # `profile` / `epochs` configure SSGANAttack.fit, which a loaded generator never ran
+            config = {k: v for k, v in config.items() if k not in ("profile", "epochs")}
         rows.append(
             {
                 "attack": name,
-                "config": attack.config() if hasattr(attack, "config") else {},
+                "config": config,
                 "seconds_per_clip": s["seconds_per_example"],
                 "timing_warm": s["timing_warm"],
                 "acc": s["acc"],
@@ -192,6 +205,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "machine": common.machine_info(args.device),
         "victim_run": str(v_dir),
         "generator_run": str(g_dir) if g_dir else None,
+        "generator_trained": _trained(g_dir, args.checkpoint) if g_dir else None,
         "dataset": meta.get("dataset"),
         "split": meta.get("split"),
         "root": args.root,

@@ -83,7 +83,9 @@ def synth():
 
 
 def data_root() -> Path:
-    return Path(os.environ.get("SSGAN_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+    return Path(
+        os.environ.get("SSGAN_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+    )
 
 
 @pytest.fixture(scope="session")

@@ -131,3 +131,37 @@ def test_profile_victim_step(capsys):
     assert _load("profile_victim_step").main(["--quick", "--rows", "5"]) == 0
     out = capsys.readouterr().out
     assert "EnvNet training step, batch 2" in out and "Self CPU time total" in out
+
+
+def test_gpu_session_schedule_on_cpu(tmp_path):
+    """The prepared GPU script's schedule, on a CPU with tiny models: the victim is re-sized to
+    its share of the budget, a generator still training at the deadline is stopped and resumed
+    with the epochs it reached (so its evaluations run), and the results come back packed."""
+    import tarfile
+
+    gpu_session = _load("gpu_session")
+    work, out = tmp_path / "work", tmp_path / "out"
+    rc = gpu_session.main(
+        [
+            "--data", str(Path(__file__).resolve().parent.parent / "src/ssgan/bundled"),
+            "--work", str(work), "--out", str(out), "--device", "cpu", "--profile", "smoke",
+            "--budget", "90", "--segments", "1.6", "--threads", "1", "--probe-epochs", "2",
+            "--victim-epochs", "1000", "--victim-set", "window=5294",
+            "--victim-set", "fc_width=16", "--gan-set", "epochs=1000", "--gan-set", "val_clips=2",
+            "--no-smoke", "--victim-share", "0.3", "--gan-share", "0.5", "--eval-share", "0.95",
+            "--cost-early", "--cost-clips", "1",
+        ]
+    )  # fmt: skip
+    assert rc == 0
+    events = {e["event"]: e for e in json.loads((out / "session.json").read_text())}
+    assert events["victim resized"]["epochs"] < 1000
+    assert events["victim done"]["epochs"] == events["victim resized"]["epochs"]
+    stopped = events["generator stopped at the deadline"]
+    assert 1 <= stopped["epochs"] < 1000
+    gan_meta = json.loads((work / "t2" / "ssgan_1.6s" / "last.json").read_text())
+    assert gan_meta["epoch"] == stopped["epochs"]
+    assert (work / "t2" / "ssgan_1.6s_test" / "summary.json").is_file()
+    with tarfile.open(out / "results.tar.gz") as tar:
+        names = set(tar.getnames())
+    assert {"t2/table2.md", "t2/victim/metrics.jsonl", "attack_cost.json"} <= names
+    assert not any(n.endswith(".safetensors") for n in names)
