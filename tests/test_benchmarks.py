@@ -165,3 +165,18 @@ def test_gpu_session_schedule_on_cpu(tmp_path):
         names = set(tar.getnames())
     assert {"t2/table2.md", "t2/victim/metrics.jsonl", "attack_cost.json"} <= names
     assert not any(n.endswith(".safetensors") for n in names)
+
+
+def test_loss_balance(runs, tmp_path, capsys):
+    v_dir, _ = runs
+    out = tmp_path / "loss_balance.json"
+    rc = _load("loss_balance").main(
+        ["--victim", str(v_dir), "--root", "bundled", "--quick", "--out", str(out)]
+    )
+    assert rc == 0
+    row = json.loads(out.read_text())["rows"][0]
+    assert row["amplitude"] == 0.01 and row["pert_pull"] == 1.0
+    # the L2 term's gradient on delta has length beta whatever delta is; the victim's is finite
+    assert row["victim_pull_median"] > 0 and -1.0 <= row["g_param_cosine"] <= 1.0
+    assert row["g_param_pull_pert"] > 0
+    assert "loss balance on" in capsys.readouterr().out
