@@ -52,9 +52,7 @@ def check_dataset(
         "sample_rate": SAMPLE_RATE,
         "problems": problems,
         "per_fold": dict(sorted(per_fold.items())),
-        "per_class": {
-            n: int(c) for n, c in zip(dataset.class_names, counts.tolist(), strict=True)
-        },
+        "per_class": {n: int(c) for n, c in zip(dataset.class_names, counts.tolist(), strict=True)},
         "class_names": list(dataset.class_names),
         "duration_seconds": {
             "min": float(d.min()),

@@ -173,7 +173,12 @@ PROFILES: dict[str, GANTrainConfig] = {
     ),
     # Minutes on the bundled clips. A higher lr than the paper's: far fewer steps.
     "demo": GANTrainConfig(
-        epochs=10, batch_size=16, lr=1e-3, lr_halve_every=4, val_clips=32, victim_crops=4,
+        epochs=10,
+        batch_size=16,
+        lr=1e-3,
+        lr_halve_every=4,
+        val_clips=32,
+        victim_crops=4,
         pert_target_snr_db=30.0,
     ),
     # <= 2 h on 2 CPU cores on ESC-10 folds 1-4 (320 clips: 20 steps an epoch).
@@ -187,8 +192,15 @@ PROFILES: dict[str, GANTrainConfig] = {
     # (val ASR 60 % at 6 dB SNR for epochs 3-5, margin 5); 0.01 keeps even a saturated delta at
     # ~22 dB SNR on the median ESC-10 clip, so G has to find perturbations that count.
     "cpu": GANTrainConfig(
-        epochs=30, batch_size=16, lr=1e-3, lr_halve_every=10, val_clips=None, victim_crops=4,
-        pert_target_snr_db=30.0, margin=5.0, max_delta=0.01,
+        epochs=30,
+        batch_size=16,
+        lr=1e-3,
+        lr_halve_every=10,
+        val_clips=None,
+        victim_crops=4,
+        pert_target_snr_db=30.0,
+        margin=5.0,
+        max_delta=0.01,
     ),
     # The paper's values (section V-A): a GPU job.
     "paper": GANTrainConfig(),

@@ -95,7 +95,12 @@ class VictimTrainConfig:
         if self.window is not None and self.window < 1:
             raise ValueError(f"window={self.window}: must be positive (or None)")
         positive_ints = (
-            "fc_width", "epochs", "eval_every", "checkpoint_every", "n_crops", "eval_batch"
+            "fc_width",
+            "epochs",
+            "eval_every",
+            "checkpoint_every",
+            "n_crops",
+            "eval_batch",
         )
         for name in positive_ints:
             if getattr(self, name) < 1:
@@ -137,7 +142,12 @@ PROFILES: dict[str, VictimTrainConfig] = {
     "smoke": VictimTrainConfig(epochs=2, batch_size=8, bf16=True, eval_every=1),
     # A few minutes on the ~40 bundled clips.
     "demo": VictimTrainConfig(
-        epochs=60, batch_size=16, bf16=True, eval_every=10, gain_db=6.0, time_stretch=1.25,
+        epochs=60,
+        batch_size=16,
+        bf16=True,
+        eval_every=10,
+        gain_db=6.0,
+        time_stretch=1.25,
         checkpoint_every=20,
     ),
     # ESC-10, train folds 1-4 (320 clips), 2 CPU cores, <= 90 minutes. Measured: one batch-32
