@@ -145,10 +145,10 @@ def test_gpu_session_schedule_on_cpu(tmp_path):
         [
             "--data", str(Path(__file__).resolve().parent.parent / "src/ssgan/bundled"),
             "--work", str(work), "--out", str(out), "--device", "cpu", "--profile", "smoke",
-            "--budget", "90", "--segments", "1.6", "--threads", "1", "--probe-epochs", "2",
+            "--budget", "120", "--segments", "1.6", "--threads", "1", "--probe-epochs", "2",
             "--victim-epochs", "1000", "--victim-set", "window=5294",
             "--victim-set", "fc_width=16", "--gan-set", "epochs=1000", "--gan-set", "val_clips=2",
-            "--no-smoke", "--victim-share", "0.3", "--gan-share", "0.5", "--eval-share", "0.95",
+            "--no-smoke", "--victim-share", "0.3", "--gan-share", "0.6", "--eval-share", "0.95",
             "--cost-early", "--cost-clips", "1",
         ]
     )  # fmt: skip
