@@ -89,10 +89,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     )  # fmt: skip
     victim, meta = load_victim(v_dir, args.device, checkpoint=args.checkpoint)
     dataset, test = common.victim_test_set(meta, args.root)
-    # Evenly spread over the test split, which is ordered by class: the first N clips would
-    # be a handful of classes.
-    n_clips = min(args.clips, len(test))
-    clips = test.subset([i * len(test) // n_clips for i in range(n_clips)])
+    clips = test.subset(common.spread(len(test), args.clips))
     seconds_audio = sum(w.numel() for w in clips.waveforms()) / 16000 / len(clips)
 
     attacks: dict[str, Any] = {}

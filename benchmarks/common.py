@@ -257,6 +257,13 @@ def _slug(path: Path) -> str:
     return hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:8]
 
 
+def spread(total: int, n: int) -> list[int]:
+    """``n`` indices spread evenly over ``range(total)`` (splits are ordered by class, so the
+    first ``n`` clips would be a handful of classes)."""
+    n = min(n, total)
+    return [i * total // n for i in range(n)] if n > 0 else []
+
+
 def victim_test_set(victim_meta: dict[str, Any], root: str) -> tuple[Any, Any]:
     """``(dataset, test split)`` the victim was evaluated on (its recorded dataset and split)."""
     from ssgan.data import load_dataset, make_split

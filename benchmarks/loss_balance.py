@@ -79,6 +79,7 @@ def _generator_pulls(
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    from ssgan.attacks.base import victim_frozen
     from ssgan.data import make_split
     from ssgan.data.segments import random_crops
     from ssgan.losses import margin_loss
@@ -92,48 +93,47 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     victim, meta = load_victim(v_dir, args.device, checkpoint=args.checkpoint)
     dataset, _ = common.victim_test_set(meta, args.root)
     train, _ = make_split(dataset, str(meta.get("split") or "fold:5"))
-    n = min(args.clips, len(train))
-    picked = train.subset([i * len(train) // n for i in range(n)])
+    picked = train.subset(common.spread(len(train), args.clips))
+    n = len(picked)
     rng = torch.Generator().manual_seed(args.seed)
     length = round(args.segment_seconds * 16000)
     x = random_crops(picked.waveforms(), length, generator=rng).to(args.device)
     y = torch.tensor(picked.labels(), device=args.device)
-    victim.eval()
-    for p in victim.parameters():
-        p.requires_grad_(False)
-    with torch.no_grad():
-        correct = victim(x).argmax(1) == y
+    # eval mode, no weight gradients (restored afterwards), as in the G step
+    with victim_frozen(victim):
+        with torch.no_grad():
+            correct = victim(x).argmax(1) == y
 
-    rows = []
-    for a in (float(v) for v in args.amplitudes.split(",")):
-        sign = torch.randint(0, 2, x.shape, generator=rng).to(x) * 2 - 1
-        delta = (a * sign).requires_grad_(True)
-        logits = victim(x + delta)
-        # margin_loss is a batch mean; times the batch size it is the sum of per-example hinges,
-        # whose gradient with respect to delta_i is example i's own.
-        hinge = margin_loss(logits, y, args.margin) * len(y)
-        (grad,) = torch.autograd.grad(args.alpha * hinge, delta)
-        pull = grad.norm(dim=1).cpu()
-        snr = snr_db(x.detach().cpu(), (x + delta).detach().cpu())
-        fooled = (logits.argmax(1) != y).cpu()
-        ratio = (pull / args.beta).tolist()
-        g_adv, g_pert, cos = _generator_pulls(x, y, victim, a, args)
-        rows.append(
-            {
-                "amplitude": a,
-                "snr_db_median": statistics.median(snr.tolist()),
-                "victim_pull_median": statistics.median(pull.tolist()),
-                "victim_pull_p90": sorted(pull.tolist())[int(0.9 * (len(pull) - 1))],
-                "pert_pull": args.beta,
-                "share_victim_stronger": sum(r > 1 for r in ratio) / len(ratio),
-                "fooled_by_noise": float(fooled[correct.cpu()].float().mean())
-                if bool(correct.any())
-                else None,
-                "g_param_pull_victim": g_adv,
-                "g_param_pull_pert": g_pert,
-                "g_param_cosine": cos,
-            }
-        )
+        rows = []
+        for a in (float(v) for v in args.amplitudes.split(",")):
+            sign = torch.randint(0, 2, x.shape, generator=rng).to(x) * 2 - 1
+            delta = (a * sign).requires_grad_(True)
+            logits = victim(x + delta)
+            # margin_loss is a batch mean; times the batch size it is the sum of per-example hinges,
+            # whose gradient with respect to delta_i is example i's own.
+            hinge = margin_loss(logits, y, args.margin) * len(y)
+            (grad,) = torch.autograd.grad(args.alpha * hinge, delta)
+            pull = grad.norm(dim=1).cpu()
+            snr = snr_db(x.detach().cpu(), (x + delta).detach().cpu())
+            fooled = (logits.argmax(1) != y).cpu()
+            ratio = (pull / args.beta).tolist()
+            g_adv, g_pert, cos = _generator_pulls(x, y, victim, a, args)
+            rows.append(
+                {
+                    "amplitude": a,
+                    "snr_db_median": statistics.median(snr.tolist()),
+                    "victim_pull_median": statistics.median(pull.tolist()),
+                    "victim_pull_p90": sorted(pull.tolist())[int(0.9 * (len(pull) - 1))],
+                    "pert_pull": args.beta,
+                    "share_victim_stronger": sum(r > 1 for r in ratio) / len(ratio),
+                    "fooled_by_noise": float(fooled[correct.cpu()].float().mean())
+                    if bool(correct.any())
+                    else None,
+                    "g_param_pull_victim": g_adv,
+                    "g_param_pull_pert": g_pert,
+                    "g_param_cosine": cos,
+                }
+            )
     print(
         f"loss balance on {n} training crops of {args.segment_seconds:g} s "
         f"({int(correct.sum())} classified right), alpha {args.alpha:g}, beta {args.beta:g}, "

@@ -120,9 +120,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     # bf16 against fp32 on real clips: does the attack stay as good?
     check: dict[str, Any] = {}
-    # Spread evenly over the test split (ordered by class), not its first few classes.
-    n_check = min(args.check_clips, len(clips))
-    picked = [i * len(clips) // n_check for i in range(n_check)] if n_check else []
+    picked = common.spread(len(clips), args.check_clips)
     sub = [clips[i] for i in picked]
     if sub and "bf16" in precisions:
         labels = test.labels()

@@ -36,6 +36,15 @@ def add_device_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
 
 
+def add_victim_checkpoint_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--victim-checkpoint",
+        choices=("best", "last"),
+        default="best",
+        help="which checkpoint of the victim run (best: chosen on its test split; last: final)",
+    )
+
+
 def dataset_from_args(args: argparse.Namespace, **kwargs: Any) -> ClipDataset:
     """The dataset of ``--dataset/--root/--csv``; ``DatasetError`` if any listed file is unusable.
 

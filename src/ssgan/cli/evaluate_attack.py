@@ -16,7 +16,13 @@ import typing
 from pathlib import Path
 from typing import Any
 
-from ssgan.cli.common import add_dataset_args, add_device_arg, dataset_from_args, progress_bar
+from ssgan.cli.common import (
+    add_dataset_args,
+    add_device_arg,
+    add_victim_checkpoint_arg,
+    dataset_from_args,
+    progress_bar,
+)
 from ssgan.errors import DatasetError, OutputError, SSGANError
 
 # Files of a finished evaluation; any of them in --out means "results exist".
@@ -47,12 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="learned attack state: an `ssgan train gan` run (ssgan) or an attack.save directory",
     )
     parser.add_argument("--victim", required=True, metavar="RUN_V", help="victim run directory")
-    parser.add_argument(
-        "--victim-checkpoint",
-        choices=("best", "last"),
-        default="best",
-        help="which checkpoint of the victim run (best: chosen on its test split; last: final)",
-    )
+    add_victim_checkpoint_arg(parser)
     add_dataset_args(parser)
     parser.add_argument("--subset", choices=("train", "test"), default="test")
     parser.add_argument("--limit", type=int, default=None, help="attack only the first N clips")

@@ -7,7 +7,12 @@ import dataclasses
 import json
 import sys
 
-from ssgan.cli.common import add_dataset_args, add_device_arg, dataset_from_args
+from ssgan.cli.common import (
+    add_dataset_args,
+    add_device_arg,
+    add_victim_checkpoint_arg,
+    dataset_from_args,
+)
 from ssgan.config import apply_overrides
 from ssgan.data import make_split
 from ssgan.errors import DatasetError
@@ -24,12 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "training split held out from training, never on the test split.",
     )
     parser.add_argument("--victim", required=True, metavar="RUN_V", help="victim run directory")
-    parser.add_argument(
-        "--victim-checkpoint",
-        choices=("best", "last"),
-        default="best",
-        help="which checkpoint of the victim run (best: chosen on its test split; last: final)",
-    )
+    add_victim_checkpoint_arg(parser)
     add_dataset_args(parser)
     parser.add_argument(
         "--segment-seconds", type=float, default=None, help="t1 (default: the profile's, 1.6)"
