@@ -68,22 +68,38 @@ def _true_and_best_other(
     return true, others.amax(dim=1)
 
 
-def margin_loss(logits: torch.Tensor, y: torch.Tensor, margin: float = 10.0) -> torch.Tensor:
+def _reduce(hinge: torch.Tensor, still_right: torch.Tensor, unfooled_only: bool) -> torch.Tensor:
+    if not unfooled_only:
+        return hinge.mean()
+    # Mean over the examples the victim still gets right: fooled ones stop pulling the batch
+    # towards ever larger margins, the rest keep a gradient of full size however few they are.
+    mask = still_right.float()
+    return (hinge * mask).sum() / mask.sum().clamp_min(1.0)
+
+
+def margin_loss(
+    logits: torch.Tensor, y: torch.Tensor, margin: float = 10.0, *, unfooled_only: bool = False
+) -> torch.Tensor:
     """Untargeted ``E[max(z_y - max_{j != y} z_j + margin, 0)]``; 0 once every example has the
-    true class at least ``margin`` below the best other class."""
+    true class at least ``margin`` below the best other class. ``unfooled_only``: the mean over
+    the examples whose prediction is still ``y`` (0 when there are none)."""
     _check_logits(logits, y, margin)
     true, other = _true_and_best_other(logits, y)
-    return torch.clamp(true - other + margin, min=0).mean()
+    return _reduce(torch.clamp(true - other + margin, min=0), true >= other, unfooled_only)
 
 
 def targeted_margin_loss(
-    logits: torch.Tensor, target: torch.Tensor, margin: float = 10.0
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    margin: float = 10.0,
+    *,
+    unfooled_only: bool = False,
 ) -> torch.Tensor:
     """Targeted ``E[max(max_{j != t} z_j - z_t + margin, 0)]``; 0 once the target leads by
-    ``margin``."""
+    ``margin``. ``unfooled_only``: the mean over examples not yet classified as the target."""
     _check_logits(logits, target, margin)
     tgt, other = _true_and_best_other(logits, target)
-    return torch.clamp(other - tgt + margin, min=0).mean()
+    return _reduce(torch.clamp(other - tgt + margin, min=0), other >= tgt, unfooled_only)
 
 
 def perturbation_loss(
@@ -124,20 +140,25 @@ def generator_loss(
     targeted: bool = False,
     x: torch.Tensor | None = None,
     target_snr_db: float | None = None,
+    gamma: float = 1.0,
+    unfooled_only: bool = False,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """``L_G = L_fool + alpha * L_adv + beta * L_pert`` and its parts.
+    """``L_G = gamma * L_fool + alpha * L_adv + beta * L_pert`` and its parts (``gamma = 1``
+    in the paper; 0 drops the discriminator's term).
 
     ``labels`` are the true classes (untargeted) or the targets (``targeted=True``).
     ``x`` and ``target_snr_db``: the hinge form of ``L_pert`` (see ``perturbation_loss``).
     Returns ``(total, {"fool": ..., "adv": ..., "pert": ...})``.
     """
-    if alpha < 0 or beta < 0:
-        raise ValueError(f"alpha and beta must be >= 0, got alpha={alpha}, beta={beta}")
+    if alpha < 0 or beta < 0 or gamma < 0:
+        raise ValueError(
+            f"alpha, beta and gamma must be >= 0, got alpha={alpha}, beta={beta}, gamma={gamma}"
+        )
     adv_fn = targeted_margin_loss if targeted else margin_loss
     parts = {
         "fool": fool_loss(d_fake),
-        "adv": adv_fn(logits, labels, margin),
+        "adv": adv_fn(logits, labels, margin, unfooled_only=unfooled_only),
         "pert": perturbation_loss(delta, x, target_snr_db=target_snr_db),
     }
-    total = parts["fool"] + alpha * parts["adv"] + beta * parts["pert"]
+    total = gamma * parts["fool"] + alpha * parts["adv"] + beta * parts["pert"]
     return total, parts

@@ -55,10 +55,16 @@ class SSGANAttack(LearnedAttack):
         segment_seconds: ``t1``, the segment length G was trained on (1.6 s in the paper).
         overlap: crossfade half-overlapping segments instead of butting them.
         chunk_segments: how many segments go through G at once (bounds memory).
-        channels, n_down, n_blocks, block_kernel, max_delta, norm: the generator's shape (see
-            ``ssgan.models.generator.Generator``).
+        channels, n_down, n_blocks, block_kernel, max_delta, norm, output, snr_db: the
+            generator's shape and output (see ``ssgan.models.generator.Generator``).
         profile: the ``ssgan.training.gan.PROFILES`` entry ``fit`` trains with.
         epochs: overrides that profile's epoch count in ``fit`` (``None``: keep it).
+        quietest: after G, rescale each clip's perturbation to the quietest loudness that still
+            fools the victim: a bisection on the clip's SNR in ``[search_min_snr_db,
+            search_max_snr_db]`` over ``search_steps`` halvings, ``search_steps + 1`` victim
+            forward passes per clip (no gradient). A clip not fooled even at
+            ``search_min_snr_db`` keeps that loudest scale. Off by default: it queries the
+            victim, so it is reported as its own row ("SSGAN + quietest").
         precision: ``"float32"`` or ``"bfloat16"``: the arithmetic of G at attack time.
             bfloat16 runs G under autocast (CPUs with AVX512-BF16 or AMX, and GPUs); the bound
             ``|delta| <= max_delta`` and the stitched output stay float32. See the README's
@@ -84,10 +90,27 @@ class SSGANAttack(LearnedAttack):
         block_kernel: int = 3,
         max_delta: float = DEFAULT_MAX_DELTA,
         norm: bool = False,
+        output: str = "tanh",
+        snr_db: float = 30.0,
         profile: str = "smoke",
         epochs: int | None = None,
         precision: str = "float32",
+        quietest: bool = False,
+        search_min_snr_db: float = 10.0,
+        search_max_snr_db: float = 50.0,
+        search_steps: int = 6,
     ) -> None:
+        if not search_min_snr_db < search_max_snr_db:
+            raise ValueError(
+                f"search_min_snr_db={search_min_snr_db!r} must be below "
+                f"search_max_snr_db={search_max_snr_db!r}"
+            )
+        self.quietest = bool(quietest)
+        self.search_min_snr_db = float(search_min_snr_db)
+        self.search_max_snr_db = float(search_max_snr_db)
+        self.search_steps = check_int("search_steps", search_steps, minimum=1)
+        if self.quietest:
+            self.queries_victim = True  # type: ignore[misc]
         self.precision = check_choice("precision", precision, PRECISIONS)
         self.segment_seconds = check_positive("segment_seconds", segment_seconds)
         self.overlap = bool(overlap)
@@ -98,6 +121,8 @@ class SSGANAttack(LearnedAttack):
         self.block_kernel = block_kernel
         self.max_delta = max_delta
         self.norm = norm
+        self.output = output
+        self.snr_db = snr_db
         self.profile = profile
         self.epochs = None if epochs is None else check_int("epochs", epochs, minimum=1)
         self.segment_samples = max(1, round(self.segment_seconds * SAMPLE_RATE))
@@ -108,6 +133,8 @@ class SSGANAttack(LearnedAttack):
             block_kernel=block_kernel,
             max_delta=max_delta,
             norm=norm,
+            output=output,
+            snr_db=snr_db,
         )
         self._fitted = False
 
@@ -122,6 +149,8 @@ class SSGANAttack(LearnedAttack):
             segment_seconds=segment_seconds,
             max_delta=generator.max_delta,
             norm=generator.norm,
+            output=generator.output,
+            snr_db=generator.snr_db,
             **kwargs,
         )
         attack.generator = generator
@@ -207,6 +236,8 @@ class SSGANAttack(LearnedAttack):
             g_block_kernel=self.block_kernel,
             max_delta=self.max_delta,
             g_norm=self.norm,
+            g_output=self.output,
+            snr_db=self.snr_db,
             seed=int(torch.randint(0, 2**31 - 1, (1,), generator=generator)),
         )
         if self.epochs is not None:
@@ -254,4 +285,31 @@ class SSGANAttack(LearnedAttack):
         target: Tensor | None,
         generator: torch.Generator,
     ) -> Tensor:
-        return x + self.perturbation(x)
+        delta = self.perturbation(x)
+        if self.quietest:
+            delta = self._quietest(model, x, y, delta)
+        return x + delta
+
+    def _quietest(self, model: nn.Module, x: Tensor, y: Tensor, delta: Tensor) -> Tensor:
+        """Each clip's ``delta`` rescaled to the highest SNR in the search range that fools."""
+        eps = torch.finfo(torch.float32).tiny
+        x_norm = x.float().norm(dim=1).clamp_min(eps)
+        d_norm = delta.float().norm(dim=1).clamp_min(eps)
+
+        def at(snr: Tensor) -> Tensor:
+            scale = x_norm / d_norm * 10.0 ** (-snr / 20.0)
+            return (x + delta * scale[:, None].to(delta.dtype)).clamp(-1.0, 1.0)
+
+        def fooled(snr: Tensor) -> Tensor:
+            with torch.no_grad():
+                return model(at(snr)).argmax(1) != y
+
+        lo = torch.full_like(x_norm, self.search_min_snr_db)  # loudest: fools, if anything does
+        hi = torch.full_like(x_norm, self.search_max_snr_db)
+        ok = fooled(lo)
+        for _ in range(self.search_steps):
+            mid = (lo + hi) / 2
+            works = fooled(mid) & ok
+            lo = torch.where(works, mid, lo)
+            hi = torch.where(works, hi, mid)
+        return at(lo) - x

@@ -31,7 +31,25 @@ from torch import nn
 
 from ssgan.models.layout import waveform_map
 
-__all__ = ["DEFAULT_MAX_DELTA", "Generator"]
+__all__ = ["DEFAULT_MAX_DELTA", "OUTPUTS", "Generator", "scale_to_snr"]
+
+OUTPUTS = ("tanh", "snr")
+"""How G's last layer becomes ``delta``: ``"tanh"`` (the paper's bounded output) or ``"snr"``
+(the output's direction, scaled to an exact SNR against the segment it perturbs)."""
+
+
+def scale_to_snr(g: torch.Tensor, x: torch.Tensor, snr_db: float | torch.Tensor) -> torch.Tensor:
+    """Rescale each row of ``g (batch, time)`` so that ``20 log10(||x|| / ||g||) = snr_db``.
+
+    ``snr_db`` is a number or a ``(batch,)`` tensor (a loudness per example). A silent ``x``
+    gets ``delta = 0``; a zero ``g`` stays zero. Differentiable in ``g`` (and ``snr_db``).
+    """
+    x_norm = x.float().norm(dim=-1, keepdim=True)
+    g_norm = g.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    if isinstance(snr_db, torch.Tensor):
+        snr_db = snr_db.reshape(-1, 1)
+    return g * (x_norm / g_norm) * 10.0 ** (-snr_db / 20.0)
+
 
 DEFAULT_MAX_DELTA = 0.05
 """Default bound on ``|delta|`` for peak-normalised audio in [-1, 1].
@@ -79,6 +97,11 @@ class Generator(nn.Module):
         n_blocks: residual blocks at the bottleneck.
         block_kernel: kernel length of the residual convs (samples at the bottleneck rate).
         max_delta: bound of the tanh output, in waveform units of [-1, 1] audio.
+        output: ``"tanh"``: ``delta = max_delta * tanh(.)`` (the paper); ``"snr"``: the output
+            rescaled per segment to exactly ``snr_db`` below the segment (``scale_to_snr``), so
+            loudness is set by construction rather than traded against the margin by a norm
+            loss (``max_delta`` is then unused). See docs/recipe.md for why.
+        snr_db: the SNR of ``output="snr"`` (a buffer-free attribute; change it freely).
         norm: instance norm after each conv (AdvGAN's choice). Off by default: it doubled G's
             CPU time (64 vs 34 ms for a 5 s clip, best of 15, 2 shared cores, measured before
             the channels_last fix of ``ssgan.models.layout``) and the short trainings we ran
@@ -100,6 +123,8 @@ class Generator(nn.Module):
         block_kernel: int = 3,
         max_delta: float = DEFAULT_MAX_DELTA,
         norm: bool = False,
+        output: str = "tanh",
+        snr_db: float = 30.0,
     ) -> None:
         super().__init__()
         if channels < 1:
@@ -112,8 +137,12 @@ class Generator(nn.Module):
             raise ValueError(f"block_kernel must be odd and >= 1, got {block_kernel}")
         if not 0.0 < max_delta <= 1.0:
             raise ValueError(f"max_delta must be in (0, 1], got {max_delta}")
+        if output not in OUTPUTS:
+            raise ValueError(f"output must be one of {', '.join(OUTPUTS)}, got {output!r}")
         self.max_delta = float(max_delta)
         self.norm = bool(norm)
+        self.output = output
+        self.snr_db = float(snr_db)
         self.stride = 4**n_down
         layers: list[nn.Module] = [
             nn.Conv2d(1, channels, (1, 15), padding=(0, 7), bias=not norm),
@@ -151,4 +180,6 @@ class Generator(nn.Module):
         out = self.net(h)
         # The bound in float32 even under bf16 autocast: bf16(0.01) rounds up past max_delta.
         out = out.reshape(x.shape[0], padded)[:, :time].float()
+        if self.output == "snr":
+            return scale_to_snr(out, x, self.snr_db)
         return self.max_delta * torch.tanh(out)

@@ -42,6 +42,7 @@ from tqdm.auto import tqdm
 from ssgan import SAMPLE_RATE
 from ssgan.attacks.base import victim_frozen
 from ssgan.config import from_dict, to_dict
+from ssgan.data import segments as sip
 from ssgan.data.segments import random_crops
 from ssgan.errors import CheckpointError, OutputError
 from ssgan.losses import discriminator_loss, generator_loss
@@ -103,6 +104,23 @@ class GANTrainConfig:
     g_block_kernel: int = 3
     max_delta: float = DEFAULT_MAX_DELTA
     g_norm: bool = False  # instance norm in G
+    # "tanh": the paper's bounded output; "snr": G's direction at exactly snr_db per segment.
+    g_output: str = "tanh"
+    snr_db: float = 30.0
+    gamma: float = 1.0  # weight of L_fool (D's term); 0 drops D: no D step at all
+    # Mean of L_adv over the examples the victim still gets right, not the whole batch.
+    adv_unfooled_only: bool = False
+    # What the G step scores: "clip" = the clip-level victim on the crop (victim_crops crops);
+    # "windows" = the victim's window network on victim_crops (default 1) windows at random
+    # offsets inside the crop, so G learns perturbations that work wherever a window falls.
+    victim_view: str = "clip"
+    # Training crop length; None = t1. A longer crop is cut into t1 segments, each perturbed
+    # by G and stitched back exactly as the attack does, so the victim sees segment seams.
+    crop_seconds: float | None = None
+    # Epochs whose validation MSNR is below this rank after every epoch that reaches it (the
+    # `best` checkpoint is never chosen on ASR alone). None: snr_db for g_output="snr", else
+    # pert_target_snr_db.
+    select_snr_db: float | None = None
     d_mfe_channels: int = 16
     d_del_channels: int = 16
     # bfloat16 autocast for G only. D and the victim stay float32: bf16 keeps 8 mantissa bits, so
@@ -149,10 +167,33 @@ class GANTrainConfig:
                 raise ValueError(f"{lo}={a!r}, {hi}={b!r}: need 0 <= {lo} <= {hi} <= 1")
         if not 0.0 < self.max_delta <= 1.0:
             raise ValueError(f"max_delta={self.max_delta!r}: must be in (0, 1]")
+        choices = {"g_output": ("tanh", "snr"), "victim_view": ("clip", "windows")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name}={getattr(self, name)!r}: expected one of {allowed}")
+        if self.gamma < 0:
+            raise ValueError(f"gamma={self.gamma!r}: must be >= 0")
+        if self.crop_seconds is not None and self.crop_seconds < self.segment_seconds:
+            raise ValueError(
+                f"crop_seconds={self.crop_seconds!r}: must be >= segment_seconds "
+                f"({self.segment_seconds}) or None"
+            )
 
     @property
     def segment_samples(self) -> int:
         return max(1, round(self.segment_seconds * SAMPLE_RATE))
+
+    @property
+    def crop_samples(self) -> int:
+        if self.crop_seconds is None:
+            return self.segment_samples
+        return max(1, round(self.crop_seconds * SAMPLE_RATE))
+
+    @property
+    def selection_snr_db(self) -> float | None:
+        if self.select_snr_db is not None:
+            return self.select_snr_db
+        return self.snr_db if self.g_output == "snr" else self.pert_target_snr_db
 
     def generator_shape(self) -> dict[str, Any]:
         """The ``Generator`` / ``SSGANAttack`` keyword arguments this config builds."""
@@ -163,6 +204,8 @@ class GANTrainConfig:
             "block_kernel": self.g_block_kernel,
             "max_delta": self.max_delta,
             "norm": self.g_norm,
+            "output": self.g_output,
+            "snr_db": self.snr_db,
         }
 
 
@@ -222,7 +265,7 @@ class GANState:
     sched_D: torch.optim.lr_scheduler.StepLR
     rng: torch.Generator  # clip order, crops, soft labels, flips
     epoch: int = 0  # completed epochs
-    best: tuple[float, float] | None = None  # (ASR, MSNR) of the best epoch so far
+    best: tuple[float, float, float] | None = None  # _score of the best epoch so far
 
 
 def make_state(config: GANTrainConfig, *, device: str | torch.device = "cpu") -> GANState:
@@ -286,7 +329,7 @@ def d_step(state: GANState, x: Tensor) -> dict[str, float]:
     real, fake = real.to(x.device), fake.to(x.device)
     state.D.train()
     with torch.no_grad(), _autocast(x, cfg.bf16):
-        x_adv = (x + state.G(x).float()).clamp(-1.0, 1.0)
+        x_adv = (x + _perturb(state.G, x, cfg.segment_samples).float()).clamp(-1.0, 1.0)
     d_real = state.D(x)
     d_fake = state.D(x_adv)
     loss = discriminator_loss(d_real, d_fake, real, fake)
@@ -315,14 +358,17 @@ def g_step(state: GANState, x: Tensor, y: Tensor, victim: nn.Module) -> dict[str
     state.G.train()
     with victim_frozen(victim), _no_param_grads(state.D):
         with _autocast(x, cfg.bf16):
-            delta = state.G(x).float()
+            delta = _perturb(state.G, x, cfg.segment_samples).float()
         x_adv = x + delta
-        d_fake = state.D(x_adv).float()
-        logits = victim(x_adv).float()
+        if cfg.gamma > 0:
+            d_fake = state.D(x_adv).float()
+        else:
+            d_fake = torch.ones(x.shape[0], device=x.device)  # L_fool = 0, D never runs
+        logits, scored = _score_victim(victim, x_adv, labels, cfg, state.rng)
         loss, parts = generator_loss(
             d_fake,
             logits,
-            labels,
+            scored,
             delta,
             alpha=cfg.alpha,
             beta=cfg.beta,
@@ -330,16 +376,54 @@ def g_step(state: GANState, x: Tensor, y: Tensor, victim: nn.Module) -> dict[str
             targeted=targeted,
             x=x,
             target_snr_db=cfg.pert_target_snr_db,
+            gamma=cfg.gamma,
+            unfooled_only=cfg.adv_unfooled_only,
         )
     state.opt_G.zero_grad(set_to_none=True)
     loss.backward()
     state.opt_G.step()
     with torch.no_grad():
-        fooled = (logits.argmax(1) == labels) if targeted else (logits.argmax(1) != labels)
+        fooled = (logits.argmax(1) == scored) if targeted else (logits.argmax(1) != scored)
     out = {"g/loss": float(loss.detach())}
     out.update({f"g/{k}": float(v.detach()) for k, v in parts.items()})
     out["g/fooled"] = float(fooled.float().mean())
     return out
+
+
+def _perturb(G: Generator, x: Tensor, segment: int) -> Tensor:
+    """``delta`` for training crops ``x``: G on the crop, or, for crops longer than one segment,
+    on its t1 segments stitched back as ``SSGANAttack`` does at attack time."""
+    if x.shape[1] <= segment:
+        return G(x)
+    segs = sip.split_segments(x, segment)
+    batch, n, _ = segs.shape
+    deltas = G(segs.reshape(batch * n, segment)).reshape(batch, n, segment)
+    return sip.stitch_segments(deltas, x.shape[1])
+
+
+def _score_victim(
+    victim: nn.Module, x_adv: Tensor, labels: Tensor, cfg: GANTrainConfig, rng: torch.Generator
+) -> tuple[Tensor, Tensor]:
+    """Logits the G step's adversarial term sees, and the labels they are scored against.
+
+    ``victim_view="clip"``: the (clip-level) victim on the crop. ``"windows"``: the window
+    network of a ``ClipClassifier`` on ``victim_crops`` windows per crop at random offsets
+    (labels repeated); other victims fall back to ``"clip"``.
+    """
+    from ssgan.models.victim import ClipClassifier, pad_clip
+
+    if cfg.victim_view == "clip" or not isinstance(victim, ClipClassifier):
+        return victim(x_adv).float(), labels
+    k = cfg.victim_crops or 1
+    window = victim.window
+    if x_adv.shape[1] < window:
+        x_adv = pad_clip(x_adv, window)
+    batch, time = x_adv.shape
+    starts = torch.randint(0, time - window + 1, (batch, k), generator=rng).to(x_adv.device)
+    idx = starts[..., None] + torch.arange(window, device=x_adv.device)
+    windows = x_adv[torch.arange(batch, device=x_adv.device)[:, None, None], idx]
+    logits = victim.net(windows.reshape(batch * k, window)).float()
+    return logits, labels.repeat_interleave(k)
 
 
 # ----------------------------------------------------------------------------- data
@@ -445,11 +529,22 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def _score(metrics: dict[str, float]) -> tuple[float, float]:
-    """Ordering of epochs for ``best``: ASR first, then MSNR (nan counts as lowest)."""
+def _score(
+    metrics: dict[str, float], min_snr_db: float | None = None
+) -> tuple[float, float, float]:
+    """Ordering of epochs for ``best``: first whether the validation MSNR reaches
+    ``min_snr_db`` (an epoch that fools loudly never beats one that fools at the target
+    loudness), then ASR, then MSNR (nan counts as lowest)."""
     asr = metrics.get("val/asr", math.nan)
     msnr = metrics.get("val/msnr_db", math.nan)
-    return (-1.0 if math.isnan(asr) else asr, -math.inf if math.isnan(msnr) else msnr)
+    # 0.5 dB of slack: an exact-SNR clip is a little louder than its segments (the last one is
+    # filled, then trimmed; clipping to [-1, 1]).
+    quiet = min_snr_db is None or (not math.isnan(msnr) and msnr >= min_snr_db - 0.5)
+    return (
+        float(quiet),
+        -1.0 if math.isnan(asr) else asr,
+        -math.inf if math.isnan(msnr) else msnr,
+    )
 
 
 # ----------------------------------------------------------------------------- checkpoints
@@ -522,7 +617,9 @@ def _resume(out_dir: Path, config: GANTrainConfig, device: str | torch.device) -
         raise CheckpointError(f"{where}: training state does not fit ({first})") from None
     state.epoch = int(saved["epoch"])
     best = saved.get("best")
-    state.best = (float(best[0]), float(best[1])) if best is not None else None
+    if best is not None and len(best) == 2:  # written before the SNR rank existed
+        best = [1.0, *best]
+    state.best = (float(best[0]), float(best[1]), float(best[2])) if best is not None else None
     return state
 
 
@@ -598,7 +695,7 @@ def _run(
 
     started = time.perf_counter()
     last: dict[str, float] = {}
-    length = config.segment_samples
+    length = config.crop_samples
     train_victim = _training_victim(victim, config.victim_crops)
     epochs = tqdm(
         range(state.epoch, config.epochs),
@@ -616,7 +713,7 @@ def _run(
                 x = random_crops([clips[i] for i in idx.tolist()], length, generator=state.rng)
                 x = x.to(device)
                 y = torch.tensor([labels[i] for i in idx.tolist()], device=device)
-                losses = d_step(state, x)
+                losses = d_step(state, x) if config.gamma > 0 else {}
                 losses.update(g_step(state, x, y, train_victim))
                 for k, v in losses.items():
                     sums[k] = sums.get(k, 0.0) + v
@@ -628,7 +725,7 @@ def _run(
                 metrics.update(validate(state, victim, val_clips, val_labels, device=device))
             metrics["lr"] = state.opt_G.param_groups[0]["lr"]
             metrics["epoch_s"] = time.perf_counter() - t0
-            score = _score(metrics)
+            score = _score(metrics, config.selection_snr_db)
             is_best = state.best is None or score > state.best
             if is_best:
                 state.best = score
@@ -644,7 +741,7 @@ def _run(
     summary: dict[str, Any] = {
         "epochs": state.epoch,
         "last": last,
-        "best": {"val/asr": state.best[0], "val/msnr_db": state.best[1]} if state.best else None,
+        "best": {"val/asr": state.best[1], "val/msnr_db": state.best[2]} if state.best else None,
         "wall_s": time.perf_counter() - started,
         "out_dir": str(out_dir) if out_dir is not None else None,
     }

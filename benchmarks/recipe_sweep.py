@@ -1,0 +1,173 @@
+"""The SSGAN recipe sweep: train generator variants for a fixed step budget, one table.
+
+Each variant is one ``ssgan train gan`` command (the profile plus ``--set`` overrides listed in
+``VARIANTS``), so every row can be rerun by hand with the command the table prints. Every run
+validates on the held-out tenth of the training split (never the test split), as the CLI does;
+the row reports the best validation epoch's ASR and MSNR (chosen as ``train gan`` chooses
+``best``), the last epoch's, the wall time of training, and Gaussian noise at the variant's SNR
+on the same validation clips (what loudness alone does).
+
+Usage (from the repository root):
+    python benchmarks/recipe_sweep.py --victim runs/victim_esc10 --root ../shared/data/ESC-50 \\
+        --steps 600 --variants snr30 snr30-unfooled --work runs/sweep --out results/sweep.json
+
+Runs already finished in ``--work`` are read back, not retrained, so the table can grow one
+variant at a time and a killed sweep resumes (``--resume`` continues an unfinished run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+# Exact-SNR generator, no D, windows at random offsets in a 1.6 s crop (see docs/recipe.md).
+_SNR = ["g_output=snr", "gamma=0", "beta=0", "margin=5", "victim_view=windows"]
+VARIANTS: dict[str, tuple[str, list[str]]] = {
+    # The old default: tanh output bounded at 0.01, SNR hinge at 30 dB, D on, clip victim.
+    "cpu-old": ("cpu", []),
+    "snr30": ("cpu", [*_SNR, "snr_db=30"]),
+    "snr30-unfooled": ("cpu", [*_SNR, "snr_db=30", "adv_unfooled_only=true"]),
+    "snr30-k10": ("cpu", [*_SNR, "snr_db=30", "margin=10"]),
+    "snr30-crops4": ("cpu", [*_SNR, "snr_db=30", "victim_crops=4"]),
+    "snr30-long": ("cpu", [*_SNR, "snr_db=30", "crop_seconds=3.2", "victim_crops=2"]),
+    "snr30-ch16": ("cpu", [*_SNR, "snr_db=30", "g_channels=16"]),
+    "snr30-lr3e-4": ("cpu", [*_SNR, "snr_db=30", "lr=3e-4"]),
+    "snr30-d": ("cpu", [*_SNR, "snr_db=30", "gamma=1"]),
+    "snr30-clip": ("cpu", [*_SNR, "snr_db=30", "victim_view=clip"]),
+    "snr25": ("cpu", [*_SNR, "snr_db=25"]),
+    "snr20": ("cpu", [*_SNR, "snr_db=20"]),
+}
+
+
+def _command(args: argparse.Namespace, name: str, run_dir: Path) -> list[str]:
+    profile, overrides = VARIANTS[name]
+    steps_per_epoch = args.eval_every
+    epochs = max(1, math.ceil(args.steps / steps_per_epoch))
+    sets = [*overrides, f"steps_per_epoch={steps_per_epoch}", f"epochs={epochs}",
+            f"lr_halve_every={max(1, epochs // 2)}"]  # fmt: skip
+    cmd = ["ssgan", "train", "gan", "--victim", str(args.victim), "--dataset", args.dataset,
+           "--root", str(args.root), "--split", args.split, "--profile", profile,
+           "--out", str(run_dir)]  # fmt: skip
+    for item in sets:
+        cmd += ["--set", item]
+    return cmd
+
+
+def _noise_asr(args: argparse.Namespace, snr: float | None, seed: int = 0) -> float | None:
+    """ASR of Gaussian noise at exactly ``snr`` dB per segment on the validation clips."""
+    if snr is None:
+        return None
+    from ssgan.data import load_dataset, make_split
+    from ssgan.data import segments as sip
+    from ssgan.metrics import attack_success_rate
+    from ssgan.models.generator import scale_to_snr
+    from ssgan.models.victim import load_victim
+
+    victim, _ = load_victim(args.victim, checkpoint=args.victim_checkpoint)
+    train, _ = make_split(load_dataset(args.dataset, args.root), args.split)
+    _, val = make_split(train, "paper", seed=1)
+    rng = torch.Generator().manual_seed(seed)
+    ys, clean, adv = [], [], []
+    with torch.no_grad():
+        for x, y in zip(val.waveforms(), val.labels(), strict=True):
+            x = x[None].float()
+            segs = sip.split_segments(x, round(1.6 * 16000))[0]
+            noise = scale_to_snr(torch.randn(segs.shape, generator=rng), segs, snr)
+            x_adv = (x + sip.stitch_segments(noise[None], x.shape[1])).clamp(-1, 1)
+            ys.append(y)
+            clean.append(int(victim(x).argmax(1)))
+            adv.append(int(victim(x_adv).argmax(1)))
+    return attack_success_rate(torch.tensor(ys), torch.tensor(clean), torch.tensor(adv))
+
+
+def _row(args: argparse.Namespace, name: str, run_dir: Path, wall: float | None) -> dict[str, Any]:
+    config = json.loads((run_dir / "config.json").read_text())
+    lines = [json.loads(s) for s in (run_dir / "metrics.jsonl").read_text().splitlines() if s]
+    best = json.loads((run_dir / "best.json").read_text())
+    bm, last = best["metrics"], lines[-1]
+    snr = config["snr_db"] if config["g_output"] == "snr" else config["pert_target_snr_db"]
+    return {
+        "variant": name,
+        "overrides": VARIANTS[name][1],
+        "steps": last["epoch"] * config["steps_per_epoch"],
+        "wall_s": wall if wall is not None else sum(m["epoch_s"] for m in lines),
+        "best_epoch": best["epoch"],
+        "val_asr": bm.get("val/asr"),
+        "val_msnr_db": bm.get("val/msnr_db"),
+        "last_val_asr": last.get("val/asr"),
+        "last_val_msnr_db": last.get("val/msnr_db"),
+        "train_fooled_last": last.get("g/fooled"),
+        "val_curve": [(m["epoch"], m.get("val/asr")) for m in lines],
+        "noise_val_asr": _noise_asr(args, snr if config["g_output"] == "snr" else None),
+        "command": " ".join(_command(args, name, run_dir)),
+    }
+
+
+def _fmt(v: Any, pct: bool = False) -> str:
+    if v is None:
+        return "-"
+    return f"{100 * v:.1f} %" if pct else f"{v:.1f}"
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    out = ["| variant | steps | wall s | val ASR | val MSNR dB | last ASR | noise ASR |",
+           "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in rows:
+        out.append(
+            f"| {r['variant']} | {r['steps']} | {r['wall_s']:.0f} | {_fmt(r['val_asr'], True)} "
+            f"| {_fmt(r['val_msnr_db'])} | {_fmt(r['last_val_asr'], True)} "
+            f"| {_fmt(r['noise_val_asr'], True)} |"
+        )
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--victim", type=Path, required=True)
+    p.add_argument("--victim-checkpoint", default="last")
+    p.add_argument("--dataset", default="esc10")
+    p.add_argument("--root", type=Path, required=True)
+    p.add_argument("--split", default="fold:5")
+    p.add_argument("--steps", type=int, default=600, help="generator steps per variant")
+    p.add_argument("--eval-every", type=int, default=100, help="steps between validations")
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    p.add_argument("--work", type=Path, default=Path("runs/sweep"))
+    p.add_argument("--out", type=Path, default=None, help="JSON of the rows (and a .md table)")
+    p.add_argument("--resume", action="store_true", help="continue unfinished runs")
+    args = p.parse_args(argv)
+    rows = []
+    for name in args.variants:
+        run_dir = args.work / name
+        wall = None
+        done = (run_dir / "metrics.jsonl").exists() and len(
+            (run_dir / "metrics.jsonl").read_text().splitlines()
+        ) >= math.ceil(args.steps / args.eval_every)
+        if not done:
+            cmd = _command(args, name, run_dir)
+            if args.resume and (run_dir / "last.json").exists():
+                cmd.append("--resume")
+            print("+", " ".join(cmd), flush=True)
+            t0 = time.perf_counter()
+            exe = [sys.executable, "-m", "ssgan", *cmd[1:]]
+            subprocess.run(exe, check=True, stdout=subprocess.DEVNULL)
+            wall = time.perf_counter() - t0
+        rows.append(_row(args, name, run_dir, wall))
+        print(json.dumps({k: v for k, v in rows[-1].items() if k != "command"}), flush=True)
+    print(table(rows))
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(rows, indent=2) + "\n")
+        args.out.with_suffix(".md").write_text(table(rows) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
