@@ -153,3 +153,44 @@ def test_best_epoch_must_reach_the_target_snr_before_asr_counts() -> None:
     assert _score(quiet, 30.0) > _score(loud, 30.0)
     assert _score(loud, None) > _score(quiet, None)
     assert SNR_CONFIG.selection_snr_db == 30.0
+
+
+def test_loudness_head_picks_an_snr_in_range_and_the_loss_trains_it() -> None:
+    torch.manual_seed(0)
+    G = Generator(channels=4, n_blocks=1, output="snr", snr_db=30.0, loudness_range_db=10.0)
+    x = torch.randn(3, 2000)
+    snr = 20 * torch.log10(x.norm(dim=1) / G(x).norm(dim=1))
+    assert torch.allclose(snr, torch.full((3,), 30.0), atol=1e-3)  # zero-initialised head
+    assert G.loudness is not None
+    with torch.no_grad():
+        G.loudness.bias.fill_(100.0)  # saturated: the quiet end of the range
+    snr = 20 * torch.log10(x.norm(dim=1) / G(x).norm(dim=1))
+    assert torch.allclose(snr, torch.full((3,), 40.0), atol=1e-3)
+    with pytest.raises(ValueError, match="loudness_range_db"):
+        Generator(loudness_range_db=5.0)  # tanh output has no SNR to move
+    cfg = dataclasses.replace(SNR_CONFIG, loudness_range_db=10.0, loudness_weight=1.0)
+    state = make_state(cfg)
+    xs, ys = synth_batch(4, 800, seed=3)
+    out = g_step(state, xs, ys % 2, torch.nn.Sequential(torch.nn.Linear(800, 2)))
+    assert out["g/loud"] == pytest.approx(1.0, abs=1e-3)  # 40 - 30 dB, per 10 dB
+    assert state.G.loudness is not None and state.G.loudness.weight.abs().sum() > 0
+
+
+def test_context_film_starts_as_the_plain_generator_and_sees_the_whole_segment() -> None:
+    torch.manual_seed(0)
+    # tanh output: an exact-SNR output would rescale by the whole segment's norm anyway
+    plain = Generator(channels=4, n_blocks=1)
+    torch.manual_seed(0)
+    ctx = Generator(channels=4, n_blocks=1, context=True)
+    x = torch.randn(2, 4000)
+    assert torch.allclose(plain(x), ctx(x), atol=1e-6)  # zero-initialised FiLM
+    assert ctx.context is not None
+    with torch.no_grad():
+        ctx.context.weight.normal_()
+    # far-away audio now changes the start of the perturbation (global receptive field)
+    x2 = x.clone()
+    x2[:, 3000:] = torch.randn(2, 1000)
+    assert not torch.allclose(ctx(x)[:, :100], ctx(x2)[:, :100])
+    assert torch.allclose(plain(x)[:, :100], plain(x2)[:, :100])
+    attack = SSGANAttack.from_generator(ctx, segment_seconds=0.25)
+    assert attack.context and attack.config()["context"] is True

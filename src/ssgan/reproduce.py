@@ -489,24 +489,54 @@ def reproduce_table2(opts: ReproduceOptions, report: Reporter = log.info) -> Pat
             )
         )
         paper = [r for r in TABLE_II if r.label == f"SSGAN t1={float(t1)} s"]
-        for subset, ds in (("train", train_eval), ("test", test)):
-            stages.append(
-                _eval_stage(
-                    opts.out,
-                    f"{tag}_{subset}",
-                    make=partial(
-                        SSGANAttack.from_run, opts.out / tag, checkpoint="last", device=opts.device
-                    ),
-                    victim_dir=victim_dir,
-                    dataset=ds,
-                    device=opts.device,
-                    title=f"SSGAN t1={t1:g} s on {info['dataset']} {subset} ({opts.split})",
-                    paper_rows=[r for r in paper if r.subset == subset],
-                    meta={"attack": "ssgan", "segment_seconds": t1, "subset": subset, **info},
-                    seed=opts.seed,
+        # The same generator with the quietest-scale search (it queries the victim: its own
+        # row, never mixed with the query-free one).
+        for quietest in (False, True):
+            row_tag = f"{tag}_quietest" if quietest else tag
+            what = f"SSGAN{' + quietest' if quietest else ''} t1={t1:g} s"
+            for subset, ds in (("train", train_eval), ("test", test)):
+                stages.append(
+                    _eval_stage(
+                        opts.out,
+                        f"{row_tag}_{subset}",
+                        make=partial(
+                            SSGANAttack.from_run, opts.out / tag, checkpoint="last",
+                            device=opts.device, quietest=quietest,
+                        ),  # fmt: skip
+                        victim_dir=victim_dir,
+                        dataset=ds,
+                        device=opts.device,
+                        title=f"{what} on {info['dataset']} {subset} ({opts.split})",
+                        paper_rows=[r for r in paper if r.subset == subset and not quietest],
+                        meta={"attack": "ssgan", "segment_seconds": t1, "subset": subset,
+                              "quietest": quietest, **info},  # fmt: skip
+                        seed=opts.seed,
+                    )
                 )
+            rows.append((f"{t1:g} s{' + quietest' if quietest else ''}", row_tag,
+                         [] if quietest else paper))  # fmt: skip
+    # What loudness alone does: Gaussian noise at the generator's SNR, on the same clips.
+    from ssgan.attacks.noise import GaussianNoise
+    from ssgan.training.gan import PROFILES as GAN_PROFILES
+
+    gan_config = apply_overrides(GAN_PROFILES[opts.profile], list(opts.gan_overrides))
+    noise_snr = gan_config.selection_snr_db or 30.0
+    for subset, ds in (("train", train_eval), ("test", test)):
+        stages.append(
+            _eval_stage(
+                opts.out,
+                f"noise_{subset}",
+                make=partial(GaussianNoise, snr_db=noise_snr),
+                victim_dir=victim_dir,
+                dataset=ds,
+                device=opts.device,
+                title=f"Gaussian noise at {noise_snr:g} dB on {info['dataset']} {subset}",
+                paper_rows=[],
+                meta={"attack": "noise", "snr_db": noise_snr, "subset": subset, **info},
+                seed=opts.seed,
             )
-        rows.append((f"{t1:g} s", tag, paper))
+        )
+    rows.append((f"Gaussian noise {noise_snr:g} dB", "noise", []))
     run_stages(stages, report)
     caption = (
         f"Table II: SSGAN with segment lengths t1 against EnvNet on {info['dataset']} "

@@ -18,6 +18,7 @@ from typing import Any
 from ssgan.attacks.base import Attack, Budget, LearnedAttack
 from ssgan.attacks.cw import CW
 from ssgan.attacks.fgsm import FGSM
+from ssgan.attacks.noise import GaussianNoise
 from ssgan.attacks.pgd import PGD
 from ssgan.attacks.universal import UAPIterative, UAPPenalty
 from ssgan.config import _convert, parse_key_values
@@ -26,6 +27,7 @@ __all__ = [
     "ATTACKS",
     "CW",
     "FGSM",
+    "GaussianNoise",
     "PGD",
     "Attack",
     "Budget",
@@ -41,6 +43,7 @@ ATTACKS: dict[str, type[Attack] | str] = {
     "fgsm": FGSM,
     "pgd": PGD,
     "cw": CW,
+    "noise": GaussianNoise,
     "uap-iterative": UAPIterative,
     "uap-penalty": UAPPenalty,
     "ssgan": "ssgan.attacks.ssgan:SSGANAttack",

@@ -55,7 +55,8 @@ class SSGANAttack(LearnedAttack):
         segment_seconds: ``t1``, the segment length G was trained on (1.6 s in the paper).
         overlap: crossfade half-overlapping segments instead of butting them.
         chunk_segments: how many segments go through G at once (bounds memory).
-        channels, n_down, n_blocks, block_kernel, max_delta, norm, output, snr_db: the
+        channels, n_down, n_blocks, block_kernel, max_delta, norm, output, snr_db,
+            loudness_range_db, context: the
             generator's shape and output (see ``ssgan.models.generator.Generator``).
         profile: the ``ssgan.training.gan.PROFILES`` entry ``fit`` trains with.
         epochs: overrides that profile's epoch count in ``fit`` (``None``: keep it).
@@ -90,9 +91,11 @@ class SSGANAttack(LearnedAttack):
         block_kernel: int = 3,
         max_delta: float = DEFAULT_MAX_DELTA,
         norm: bool = False,
-        output: str = "tanh",
+        output: str = "snr",
         snr_db: float = 30.0,
-        profile: str = "smoke",
+        loudness_range_db: float = 0.0,
+        context: bool = False,
+        profile: str = "cpu",
         epochs: int | None = None,
         precision: str = "float32",
         quietest: bool = False,
@@ -123,6 +126,8 @@ class SSGANAttack(LearnedAttack):
         self.norm = norm
         self.output = output
         self.snr_db = snr_db
+        self.loudness_range_db = loudness_range_db
+        self.context = context
         self.profile = profile
         self.epochs = None if epochs is None else check_int("epochs", epochs, minimum=1)
         self.segment_samples = max(1, round(self.segment_seconds * SAMPLE_RATE))
@@ -135,6 +140,8 @@ class SSGANAttack(LearnedAttack):
             norm=norm,
             output=output,
             snr_db=snr_db,
+            loudness_range_db=loudness_range_db,
+            context=context,
         )
         self._fitted = False
 
@@ -151,6 +158,8 @@ class SSGANAttack(LearnedAttack):
             norm=generator.norm,
             output=generator.output,
             snr_db=generator.snr_db,
+            loudness_range_db=generator.loudness_range_db,
+            context=generator.context is not None,
             **kwargs,
         )
         attack.generator = generator
@@ -167,8 +176,11 @@ class SSGANAttack(LearnedAttack):
         chunk_segments: int = 64,
         device: str | torch.device = "cpu",
         precision: str = "float32",
+        **options: Any,
     ) -> SSGANAttack:
         """Load the generator of a run written by ``ssgan train gan`` (safetensors + JSON).
+
+        ``options``: attack-time settings (``quietest``, ``search_min_snr_db``...).
 
         Raises ``CheckpointError`` naming the file for a missing run, a checkpoint of another
         kind or weights that do not fit the recorded generator shape.
@@ -183,6 +195,7 @@ class SSGANAttack(LearnedAttack):
         shape = meta.get("generator")
         if not isinstance(shape, dict) or "segment_seconds" not in meta:
             raise CheckpointError(f"{where}: metadata lacks the generator shape or segment_seconds")
+        shape = {"output": "tanh", **shape}  # runs written before "output" existed
         try:
             attack = cls(
                 segment_seconds=float(meta["segment_seconds"]),
@@ -190,6 +203,7 @@ class SSGANAttack(LearnedAttack):
                 chunk_segments=chunk_segments,
                 precision=precision,
                 **shape,
+                **options,
             )
             attack.generator.load_state_dict(unflatten_state_dict(tensors, "G"), strict=True)
         except (TypeError, ValueError, RuntimeError) as exc:
@@ -238,6 +252,8 @@ class SSGANAttack(LearnedAttack):
             g_norm=self.norm,
             g_output=self.output,
             snr_db=self.snr_db,
+            loudness_range_db=self.loudness_range_db,
+            g_context=self.context,
             seed=int(torch.randint(0, 2**31 - 1, (1,), generator=generator)),
         )
         if self.epochs is not None:

@@ -102,6 +102,11 @@ class Generator(nn.Module):
             loudness is set by construction rather than traded against the margin by a norm
             loss (``max_delta`` is then unused). See docs/recipe.md for why.
         snr_db: the SNR of ``output="snr"`` (a buffer-free attribute; change it freely).
+        context: FiLM the bottleneck with a linear map of its mean over the segment, so each
+            output sample can depend on the whole segment (default off: the paper's G).
+        loudness_range_db: with ``output="snr"``, a linear head on G's pooled bottleneck picks
+            each segment's SNR in ``snr_db +- loudness_range_db`` (``tanh``), so G can spend
+            loudness where a clip needs it; 0 (default): every segment at ``snr_db``.
         norm: instance norm after each conv (AdvGAN's choice). Off by default: it doubled G's
             CPU time (64 vs 34 ms for a 5 s clip, best of 15, 2 shared cores, measured before
             the channels_last fix of ``ssgan.models.layout``) and the short trainings we ran
@@ -125,6 +130,8 @@ class Generator(nn.Module):
         norm: bool = False,
         output: str = "tanh",
         snr_db: float = 30.0,
+        loudness_range_db: float = 0.0,
+        context: bool = False,
     ) -> None:
         super().__init__()
         if channels < 1:
@@ -141,8 +148,14 @@ class Generator(nn.Module):
             raise ValueError(f"output must be one of {', '.join(OUTPUTS)}, got {output!r}")
         self.max_delta = float(max_delta)
         self.norm = bool(norm)
+        if loudness_range_db < 0 or (loudness_range_db > 0 and output != "snr"):
+            raise ValueError(
+                f"loudness_range_db must be >= 0, and > 0 only with output='snr', got "
+                f"{loudness_range_db!r} with output={output!r}"
+            )
         self.output = output
         self.snr_db = float(snr_db)
+        self.loudness_range_db = float(loudness_range_db)
         self.stride = 4**n_down
         layers: list[nn.Module] = [
             nn.Conv2d(1, channels, (1, 15), padding=(0, 7), bias=not norm),
@@ -167,6 +180,22 @@ class Generator(nn.Module):
             c //= 2
         layers.append(nn.Conv2d(c, 1, (1, 15), padding=(0, 7)))
         self.net = nn.Sequential(*layers)
+        self._bottleneck = 3 + 3 * n_down + n_blocks  # index of the first decoder layer
+        self.context: nn.Linear | None = None
+        if context:
+            # FiLM from the segment's mean bottleneck features: every time step learns what the
+            # whole segment sounds like (its class, to a victim), which local convolutions with
+            # a receptive field of a few tens of milliseconds cannot see. Zero-initialised: G
+            # starts as the plain generator.
+            self.context = nn.Linear(c * 2**n_down, 2 * c * 2**n_down)
+            nn.init.zeros_(self.context.weight)
+            nn.init.zeros_(self.context.bias)
+        self.loudness: nn.Linear | None = None
+        if self.loudness_range_db > 0:
+            # Starts at snr_db for every input (zero weights), then learns per segment.
+            self.loudness = nn.Linear(c * 2**n_down, 1)
+            nn.init.zeros_(self.loudness.weight)
+            nn.init.zeros_(self.loudness.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x (batch, time)`` -> ``delta (batch, time)``, any ``time >= 1``."""
@@ -177,9 +206,21 @@ class Generator(nn.Module):
         padded = max(-(-time // self.stride), 2) * self.stride
         h = F.pad(x, (0, padded - time)) if padded != time else x
         h = waveform_map(h)
-        out = self.net(h)
+        snr: float | torch.Tensor = self.snr_db
+        if self.loudness is not None or self.context is not None:
+            h = self.net[: self._bottleneck](h)
+            pooled = h.mean(dim=(2, 3))
+            if self.context is not None:
+                scale, shift = self.context(pooled).chunk(2, dim=1)
+                h = h * (1 + scale[:, :, None, None]) + shift[:, :, None, None]
+            if self.loudness is not None:
+                offset = torch.tanh(self.loudness(pooled.float())).squeeze(1)
+                snr = self.snr_db + self.loudness_range_db * offset
+            out = self.net[self._bottleneck :](h)
+        else:
+            out = self.net(h)
         # The bound in float32 even under bf16 autocast: bf16(0.01) rounds up past max_delta.
         out = out.reshape(x.shape[0], padded)[:, :time].float()
         if self.output == "snr":
-            return scale_to_snr(out, x, self.snr_db)
+            return scale_to_snr(out, x, snr)
         return self.max_delta * torch.tanh(out)

@@ -418,6 +418,18 @@ def _jsonish(v: Any) -> Any:
     return json.loads(json.dumps(v))
 
 
+def bf16_is_fast(device: torch.device) -> bool:
+    """Whether bfloat16 autocast pays on ``device``: CUDA, or a CPU with native bfloat16
+    (AVX512-BF16 or AMX, oneDNN's check). Without it the CPU emulates bfloat16, measured several
+    times slower than float32 for EnvNet (docs/recipe.md), so ``bf16=true`` falls back."""
+    if device.type != "cpu":
+        return True
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def train_victim(
     config: VictimTrainConfig,
     train_ds: ClipSource,
@@ -557,6 +569,9 @@ def _loop(
         desc=f"train {config.model}", dynamic_ncols=True,
     )  # fmt: skip
     try:
+        use_bf16 = config.bf16 and bf16_is_fast(dev)
+        if config.bf16 and not use_bf16:
+            logger.info("bf16=true ignored: this CPU has no native bfloat16 (float32 instead)")
         while state.epoch < config.epochs:
             if stop_after_epoch is not None and state.epoch >= stop_after_epoch:
                 break
@@ -570,7 +585,7 @@ def _loop(
                     gain_db=config.gain_db, stretch=config.time_stretch,
                 )  # fmt: skip
                 y = train_labels[idx]
-                stats = train_step(state, x.to(dev), y.to(dev), lr=lr, bf16=config.bf16)
+                stats = train_step(state, x.to(dev), y.to(dev), lr=lr, bf16=use_bf16)
                 loss_sum += stats["loss"] * len(idx)
                 correct += stats["correct"]
                 seen += len(idx)

@@ -1,0 +1,198 @@
+"""The ASR-SNR frontier: every attack at 20 / 25 / 30 / 35 / 40 dB on the same test clips.
+
+For each SNR ``s`` and each clip the victim classifies correctly, the attack's perturbation is
+made (or rescaled) to exactly ``s`` dB below the clip, and the clip counts as fooled when the
+victim's decision changes. Rows:
+
+- ``noise``: Gaussian noise at ``s`` (what loudness alone does);
+- ``ssgan``: the generator's perturbation (one G pass, no victim query) rescaled to ``s``;
+- ``uap``: a fitted universal perturbation (``--uap RUN``), tiled and rescaled to ``s``;
+- ``fgm``: one L2 gradient step of the clip-level margin, at ``s``;
+- ``pgd``: PGD-L2 with ``--pgd-steps`` steps inside the ``s`` dB ball (step 2.5 eps / steps);
+- ``cw``: one C&W-L2 run (``--cw-steps``); fooled at ``s`` when it fooled at an SNR >= ``s``
+  (C&W minimises the distortion, so its SNR is the quietest it found).
+
+Usage (from the repository root):
+    python benchmarks/frontier.py --victim runs/victim_esc10 --generator runs/g \\
+        --root ../shared/data/ESC-50 --out benchmarks/results/frontier.json
+
+Writes the table (JSON and Markdown) and ``frontier.png`` (ASR against SNR, a line per attack)
+beside ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+SNRS = (20.0, 25.0, 30.0, 35.0, 40.0)
+
+
+def at_snr(x: Tensor, direction: Tensor, snr: float) -> Tensor:
+    """``x + direction`` with the direction rescaled per clip to exactly ``snr`` dB."""
+    from ssgan.models.generator import scale_to_snr
+
+    return (x + scale_to_snr(direction, x, snr)).clamp(-1.0, 1.0)
+
+
+def _margin_grad(victim: nn.Module, x: Tensor, y: Tensor) -> Tensor:
+    from ssgan.attacks.base import margin
+
+    x = x.detach().requires_grad_(True)
+    (g,) = torch.autograd.grad(margin(victim(x), y).sum(), x)
+    return g
+
+
+def pgd_at_snr(victim: nn.Module, x: Tensor, y: Tensor, snr: float, steps: int) -> Tensor:
+    """PGD-L2 on the clip-level margin inside the ball ``||delta|| <= ||x|| 10^(-snr/20)``."""
+    eps = x.norm(dim=1, keepdim=True) * 10 ** (-snr / 20)
+    delta = torch.zeros_like(x)
+    for _ in range(steps):
+        g = _margin_grad(victim, x + delta, y)
+        delta = delta - 2.5 * eps / steps * g / g.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        delta = delta * (eps / delta.norm(dim=1, keepdim=True).clamp_min(1e-12)).clamp(max=1.0)
+    return (x + delta).clamp(-1.0, 1.0)
+
+
+def frontier(args: argparse.Namespace) -> dict[str, Any]:
+    from ssgan.attacks import CW, attack_class
+    from ssgan.attacks.base import LearnedAttack
+    from ssgan.attacks.ssgan import SSGANAttack
+    from ssgan.data import load_dataset, make_split
+    from ssgan.metrics import snr_db
+    from ssgan.models.victim import load_victim
+
+    torch.set_num_threads(args.threads)
+    victim, _ = load_victim(args.victim, checkpoint=args.victim_checkpoint)
+    for p in victim.parameters():
+        p.requires_grad_(False)
+    victim.eval()
+    _, test = make_split(load_dataset(args.dataset, args.root), args.split)
+    clips = [c.float() for c in test.waveforms()]
+    labels = test.labels()
+    with torch.no_grad():
+        right = [i for i, (c, y) in enumerate(zip(clips, labels, strict=True))
+                 if int(victim(c[None]).argmax(1)) == y]  # fmt: skip
+    attack = SSGANAttack.from_run(args.generator, checkpoint=args.generator_checkpoint)
+    uap = None
+    if args.uap:
+        name = json.loads((args.uap / "attack.json").read_text())["attack"]
+        loaded = attack_class(name).load(args.uap)
+        assert isinstance(loaded, LearnedAttack)
+        uap = loaded
+    rows: dict[str, list[int]] = {}
+    seconds: dict[str, float] = {}
+    rng = torch.Generator().manual_seed(0)
+
+    def count(name: str, snr: float, fooled: bool) -> None:
+        rows.setdefault(name, [0] * len(SNRS))
+        rows[name][SNRS.index(snr)] += int(fooled)
+
+    for n, i in enumerate(right):
+        x, y = clips[i][None], torch.tensor([labels[i]])
+        directions: dict[str, Tensor] = {
+            "noise": torch.randn(x.shape, generator=rng),
+            "ssgan": attack.perturbation(x),
+        }
+        if uap is not None:
+            directions["uap"] = uap(victim, x, y) - x
+        directions["fgm"] = -_margin_grad(victim, x, y)
+        for name, d in directions.items():
+            t0 = time.perf_counter()
+            with torch.no_grad():
+                for s in SNRS:
+                    count(name, s, int(victim(at_snr(x, d, s)).argmax(1)) != labels[i])
+            seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - t0
+        if args.pgd_steps:
+            t0 = time.perf_counter()
+            for s in SNRS:
+                xa = pgd_at_snr(victim, x, y, s, args.pgd_steps)
+                with torch.no_grad():
+                    count(f"pgd{args.pgd_steps}", s, int(victim(xa).argmax(1)) != labels[i])
+            seconds[f"pgd{args.pgd_steps}"] = seconds.get(f"pgd{args.pgd_steps}", 0.0) + (
+                time.perf_counter() - t0
+            )
+        if args.cw_steps:
+            t0 = time.perf_counter()
+            cw = CW(steps=args.cw_steps, binary_search_steps=args.cw_search, lr=args.cw_lr)
+            xa = cw(victim, x, y)
+            with torch.no_grad():
+                ok = int(victim(xa).argmax(1)) != labels[i]
+            snr = float(snr_db(x, xa)) if ok else float("-inf")
+            for s in SNRS:
+                count("cw", s, ok and snr >= s)
+            seconds["cw"] = seconds.get("cw", 0.0) + time.perf_counter() - t0
+        print(f"{n + 1}/{len(right)}", {k: v for k, v in rows.items()}, flush=True)
+    return {
+        "snr_db": list(SNRS),
+        "clips_right": len(right),
+        "clips": len(clips),
+        "asr": {k: [v / max(len(right), 1) for v in vs] for k, vs in rows.items()},
+        "seconds": seconds,
+        "args": {k: str(v) for k, v in vars(args).items()},
+    }
+
+
+def table(result: dict[str, Any]) -> str:
+    head = "| attack | " + " | ".join(f"{s:g} dB" for s in result["snr_db"]) + " |"
+    lines = [head, "|---" * (len(result["snr_db"]) + 1) + "|"]
+    for name, vs in result["asr"].items():
+        lines.append(f"| {name} | " + " | ".join(f"{100 * v:.1f} %" for v in vs) + " |")
+    return "\n".join(lines)
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.6), dpi=120)
+    for name, vs in result["asr"].items():
+        ax.plot(result["snr_db"], [100 * v for v in vs], marker="o", label=name)
+    ax.set_xlabel("SNR (dB), the same for every clip")
+    ax.set_ylabel("ASR (%)")
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(f"ASR against SNR ({result['clips_right']} test clips)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--victim", type=Path, required=True)
+    p.add_argument("--victim-checkpoint", default="last")
+    p.add_argument("--generator", type=Path, required=True, help="an `ssgan train gan` run")
+    p.add_argument("--generator-checkpoint", default="best")
+    p.add_argument("--uap", type=Path, default=None, help="a saved universal perturbation")
+    p.add_argument("--dataset", default="esc10")
+    p.add_argument("--root", type=Path, required=True)
+    p.add_argument("--split", default="fold:5")
+    p.add_argument("--pgd-steps", type=int, default=10, help="0 skips PGD")
+    p.add_argument("--cw-steps", type=int, default=0, help="0 skips C&W")
+    p.add_argument("--cw-search", type=int, default=3)
+    p.add_argument("--cw-lr", type=float, default=0.01)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--out", type=Path, required=True, help="JSON; .md and .png beside it")
+    args = p.parse_args(argv)
+    result = frontier(args)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    args.out.with_suffix(".md").write_text(table(result) + "\n")
+    plot(result, args.out.with_suffix(".png"))
+    print(table(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
