@@ -80,6 +80,9 @@ def frontier(args: argparse.Namespace) -> dict[str, Any]:
     with torch.no_grad():
         right = [i for i, (c, y) in enumerate(zip(clips, labels, strict=True))
                  if int(victim(c[None]).argmax(1)) == y]  # fmt: skip
+    if args.clips and args.clips < len(right):  # evenly spread over the (class-sorted) clips
+        step = len(right) / args.clips
+        right = [right[int(k * step)] for k in range(args.clips)]
     attack = SSGANAttack.from_run(args.generator, checkpoint=args.generator_checkpoint)
     uap = None
     if args.uap:
@@ -178,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dataset", default="esc10")
     p.add_argument("--root", type=Path, required=True)
     p.add_argument("--split", default="fold:5")
+    p.add_argument("--clips", type=int, default=0, help="at most this many clips (0: all)")
     p.add_argument("--pgd-steps", type=int, default=10, help="0 skips PGD")
     p.add_argument("--cw-steps", type=int, default=0, help="0 skips C&W")
     p.add_argument("--cw-search", type=int, default=3)

@@ -176,11 +176,14 @@ class SSGANAttack(LearnedAttack):
         chunk_segments: int = 64,
         device: str | torch.device = "cpu",
         precision: str = "float32",
-        **options: Any,
+        quietest: bool = False,
+        search_min_snr_db: float = 10.0,
+        search_max_snr_db: float = 50.0,
+        search_steps: int = 6,
     ) -> SSGANAttack:
         """Load the generator of a run written by ``ssgan train gan`` (safetensors + JSON).
 
-        ``options``: attack-time settings (``quietest``, ``search_min_snr_db``...).
+        ``quietest`` and ``search_*``: the attack-time loudness search (see the class).
 
         Raises ``CheckpointError`` naming the file for a missing run, a checkpoint of another
         kind or weights that do not fit the recorded generator shape.
@@ -202,8 +205,11 @@ class SSGANAttack(LearnedAttack):
                 overlap=overlap,
                 chunk_segments=chunk_segments,
                 precision=precision,
+                quietest=quietest,
+                search_min_snr_db=search_min_snr_db,
+                search_max_snr_db=search_max_snr_db,
+                search_steps=search_steps,
                 **shape,
-                **options,
             )
             attack.generator.load_state_dict(unflatten_state_dict(tensors, "G"), strict=True)
         except (TypeError, ValueError, RuntimeError) as exc:

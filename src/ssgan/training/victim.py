@@ -142,7 +142,7 @@ PROFILES: dict[str, VictimTrainConfig] = {
     "smoke": VictimTrainConfig(epochs=2, batch_size=8, bf16=True, eval_every=1),
     # A few minutes on the ~40 bundled clips.
     "demo": VictimTrainConfig(
-        epochs=60,
+        epochs=30,
         batch_size=16,
         bf16=True,
         eval_every=10,
