@@ -65,7 +65,7 @@ def frontier(args: argparse.Namespace) -> dict[str, Any]:
     from ssgan.attacks import CW, attack_class
     from ssgan.attacks.base import LearnedAttack
     from ssgan.attacks.ssgan import SSGANAttack
-    from ssgan.data import load_dataset, make_split
+    from ssgan.data import bundled_root, load_dataset, make_split
     from ssgan.metrics import snr_db
     from ssgan.models.victim import load_victim
 
@@ -74,7 +74,8 @@ def frontier(args: argparse.Namespace) -> dict[str, Any]:
     for p in victim.parameters():
         p.requires_grad_(False)
     victim.eval()
-    _, test = make_split(load_dataset(args.dataset, args.root), args.split)
+    root = bundled_root() if str(args.root) == "bundled" else args.root
+    _, test = make_split(load_dataset(args.dataset, root), args.split)
     clips = [c.float() for c in test.waveforms()]
     labels = test.labels()
     with torch.no_grad():
@@ -179,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--generator-checkpoint", default="best")
     p.add_argument("--uap", type=Path, default=None, help="a saved universal perturbation")
     p.add_argument("--dataset", default="esc10")
-    p.add_argument("--root", type=Path, required=True)
+    p.add_argument("--root", type=Path, required=True, help="dataset folder, or 'bundled'")
     p.add_argument("--split", default="fold:5")
     p.add_argument("--clips", type=int, default=0, help="at most this many clips (0: all)")
     p.add_argument("--pgd-steps", type=int, default=10, help="0 skips PGD")

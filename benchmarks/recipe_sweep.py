@@ -41,8 +41,11 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "snr30-long": ("cpu", [*_SNR, "snr_db=30", "crop_seconds=3.2", "victim_crops=2"]),
     # Whole 5 s clips through the attack's own segmentation, scored by the clip victim (5 of its
     # evenly spaced crops): the test-time function itself, at 4 clips a step.
-    "snr30-wholeclip": ("cpu", [*_SNR, "snr_db=30", "crop_seconds=5", "victim_view=clip",
-                                "victim_crops=5", "batch_size=4"]),  # fmt: skip
+    "snr30-wholeclip": (
+        "cpu",
+        [*_SNR, "snr_db=30", "crop_seconds=5", "victim_view=clip", "victim_crops=5",
+         "batch_size=4"],
+    ),
     "snr30-ctx": ("cpu", [*_SNR, "snr_db=30", "g_context=true"]),
     "snr30-ch16": ("cpu", [*_SNR, "snr_db=30", "g_channels=16"]),
     "snr30-lr3e-4": ("cpu", [*_SNR, "snr_db=30", "lr=3e-4"]),
@@ -71,9 +74,10 @@ def _command(args: argparse.Namespace, name: str, run_dir: Path) -> list[str]:
 
 def _val_set(args: argparse.Namespace) -> Any:
     """The generator's validation clips, as ``ssgan train gan`` holds them out."""
-    from ssgan.data import load_dataset, make_split
+    from ssgan.data import bundled_root, load_dataset, make_split
 
-    train, _ = make_split(load_dataset(args.dataset, args.root), args.split)
+    root = bundled_root() if str(args.root) == "bundled" else args.root
+    train, _ = make_split(load_dataset(args.dataset, root), args.split)
     return make_split(train, "paper", seed=1)[1]
 
 
@@ -86,7 +90,8 @@ def _quietest(args: argparse.Namespace, run_dir: Path) -> dict[str, float]:
     victim, _ = load_victim(args.victim, checkpoint=args.victim_checkpoint)
     attack = SSGANAttack.from_run(run_dir, quietest=True)
     ys, clean, adv, snrs = [], [], [], []
-    for x, y in zip(_val_set(args).waveforms(), _val_set(args).labels(), strict=True):
+    val = _val_set(args)
+    for x, y in zip(val.waveforms(), val.labels(), strict=True):
         x, yt = x[None].float(), torch.tensor([y])
         x_adv = attack(victim, x, yt)
         with torch.no_grad():
@@ -174,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--victim", type=Path, required=True)
     p.add_argument("--victim-checkpoint", default="last")
     p.add_argument("--dataset", default="esc10")
-    p.add_argument("--root", type=Path, required=True)
+    p.add_argument("--root", type=Path, required=True, help="dataset folder, or 'bundled'")
     p.add_argument("--split", default="fold:5")
     p.add_argument("--steps", type=int, default=600, help="generator steps per variant")
     p.add_argument("--eval-every", type=int, default=100, help="steps between validations")

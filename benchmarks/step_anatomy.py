@@ -40,7 +40,9 @@ from torch.utils.flop_counter import FlopCounterMode
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     common.add_common_args(p, generator=False)
-    p.add_argument("--profile", default="cpu", help="GAN training profile (default cpu)")
+    p.add_argument(
+        "--profile", default="cpu-tanh", help="GAN training profile with D (default cpu-tanh)"
+    )
     p.add_argument("--batch-size", type=int, default=None, help="GAN batch (profile's)")
     p.add_argument("--victim-crops", type=int, default=None, help="victim_crops of the G step")
     p.add_argument("--victim-batch", type=int, default=32, help="victim training batch")

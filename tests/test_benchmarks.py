@@ -180,3 +180,31 @@ def test_loss_balance(runs, tmp_path, capsys):
     assert row["victim_pull_median"] > 0 and -1.0 <= row["g_param_cosine"] <= 1.0
     assert row["g_param_pull_pert"] > 0
     assert "loss balance on" in capsys.readouterr().out
+
+
+def test_frontier(runs, tmp_path):
+    v_dir, g_dir = runs
+    out = tmp_path / "frontier.json"
+    argv = ["--victim", str(v_dir), "--generator", str(g_dir), "--root", "bundled",
+            "--clips", "2", "--pgd-steps", "1", "--out", str(out)]  # fmt: skip
+    assert _load("frontier").main(argv) == 0
+    result = json.loads(out.read_text())
+    assert result["snr_db"] == [20.0, 25.0, 30.0, 35.0, 40.0]
+    assert result["clips_right"] <= 2
+    if result["clips_right"]:
+        assert set(result["asr"]) == {"noise", "ssgan", "fgm", "pgd1"}
+        assert all(0.0 <= v <= 1.0 for vs in result["asr"].values() for v in vs)
+    assert out.with_suffix(".png").stat().st_size > 0 and out.with_suffix(".md").is_file()
+
+
+def test_recipe_sweep(runs, tmp_path):
+    v_dir, _ = runs
+    out = tmp_path / "sweep.json"
+    argv = ["--victim", str(v_dir), "--root", "bundled", "--steps", "2", "--eval-every", "1",
+            "--variants", "snr30", "--work", str(tmp_path / "work"), "--out", str(out)]  # fmt: skip
+    assert _load("recipe_sweep").main(argv) == 0
+    (row,) = json.loads(out.read_text())
+    assert row["variant"] == "snr30" and row["steps"] == 2
+    assert "--set g_output=snr" in row["command"]
+    assert 0.0 <= row["quietest_val"]["asr"] <= 1.0
+    assert "| snr30 | 2 |" in out.with_suffix(".md").read_text()
