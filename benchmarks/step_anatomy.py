@@ -475,9 +475,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         f"  victim fwd+bwd in the GAN step: {gan['victim_gflops']:.1f} GFLOP/s "
         f"({gan['victim_over_micro_fp32']:.0%} of the fp32 micro-benchmark)"
     )
+    # The bf16 micro-benchmark is skipped on CPUs without native bfloat16: no ratio then.
+    ratio = vic["fwd_bwd_over_micro"]
+    share = "n/a" if ratio is None else f"{ratio:.0%}"
     print(
         f"  victim training fwd+bwd: {vic['fwd_bwd_gflops']:.1f} GFLOP/s "
-        f"({vic['fwd_bwd_over_micro']:.0%} of the micro-benchmark, same precision)"
+        f"({share} of the micro-benchmark, same precision)"
     )
     return {
         "benchmark": "step_anatomy",
