@@ -106,8 +106,11 @@ def _quietest(args: argparse.Namespace, run_dir: Path) -> dict[str, float]:
     }
 
 
-def _noise_asr(args: argparse.Namespace, snr: float | None, seed: int = 0) -> float | None:
-    """ASR of Gaussian noise at exactly ``snr`` dB per segment on the validation clips."""
+def _noise_asr(
+    args: argparse.Namespace, snr: float | None, segment_seconds: float, seed: int = 0
+) -> float | None:
+    """ASR of Gaussian noise at exactly ``snr`` dB per ``segment_seconds`` segment on the
+    validation clips (the segments the variant's generator perturbs)."""
     if snr is None:
         return None
     from ssgan.data import segments as sip
@@ -122,7 +125,7 @@ def _noise_asr(args: argparse.Namespace, snr: float | None, seed: int = 0) -> fl
     with torch.no_grad():
         for x, y in zip(val.waveforms(), val.labels(), strict=True):
             x = x[None].float()
-            segs = sip.split_segments(x, round(1.6 * 16000))[0]
+            segs = sip.split_segments(x, round(segment_seconds * 16000))[0]
             noise = scale_to_snr(torch.randn(segs.shape, generator=rng), segs, snr)
             x_adv = (x + sip.stitch_segments(noise[None], x.shape[1])).clamp(-1, 1)
             ys.append(y)
@@ -149,7 +152,9 @@ def _row(args: argparse.Namespace, name: str, run_dir: Path, wall: float | None)
         "last_val_msnr_db": last.get("val/msnr_db"),
         "train_fooled_last": last.get("g/fooled"),
         "val_curve": [(m["epoch"], m.get("val/asr")) for m in lines],
-        "noise_val_asr": _noise_asr(args, snr if config["g_output"] == "snr" else None),
+        "noise_val_asr": _noise_asr(
+            args, snr if config["g_output"] == "snr" else None, config["segment_seconds"]
+        ),
         "quietest_val": _quietest(args, run_dir),
         "command": " ".join(_command(args, name, run_dir)),
     }
