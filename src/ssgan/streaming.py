@@ -297,6 +297,11 @@ def attack_file(
         raise TypeError(f"attack must be an SSGANAttack, got {type(attack).__name__}")
     if victim is not None and not isinstance(victim, ClipClassifier):
         raise TypeError(f"victim must be a ClipClassifier, got {type(victim).__name__}")
+    if attack.generator.grad_input:
+        raise ValueError(
+            "a generator that reads the victim's gradient cannot stream: the gradient needs the "
+            "whole clip through the victim (attack it in memory with attack(victim, x, y))"
+        )
     path, target = Path(path), Path(target)
     formats = {".wav": "WAV", ".flac": "FLAC"}
     if target.suffix.lower() not in formats:

@@ -130,6 +130,19 @@ def objective(
     return margin(logits, target)
 
 
+def input_gradient(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
+    """``d CE(model(x), y) / dx`` per example: the direction in which the victim's loss grows.
+
+    The model's weights get no gradient when frozen (``victim_frozen``); the batch's losses are
+    summed, so each row is its own example's gradient.
+    """
+    x_var = x.detach().float().requires_grad_(True)
+    with torch.enable_grad():
+        loss = F.cross_entropy(model(x_var).float(), y, reduction="sum")
+        (grad,) = torch.autograd.grad(loss, x_var)
+    return grad
+
+
 def default_generator(generator: torch.Generator | None) -> torch.Generator:
     """The passed generator, or a fresh CPU generator seeded with 0 (reproducible, not global)."""
     return generator if generator is not None else torch.Generator().manual_seed(0)

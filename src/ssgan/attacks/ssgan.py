@@ -31,7 +31,13 @@ import torch
 from torch import Tensor, nn
 
 from ssgan import SAMPLE_RATE
-from ssgan.attacks.base import LearnedAttack, check_choice, check_int, check_positive
+from ssgan.attacks.base import (
+    LearnedAttack,
+    check_choice,
+    check_int,
+    check_positive,
+    input_gradient,
+)
 from ssgan.data import segments as sip
 from ssgan.errors import CheckpointError
 from ssgan.models.generator import DEFAULT_MAX_DELTA, Generator
@@ -56,8 +62,10 @@ class SSGANAttack(LearnedAttack):
         overlap: crossfade half-overlapping segments instead of butting them.
         chunk_segments: how many segments go through G at once (bounds memory).
         channels, n_down, n_blocks, block_kernel, max_delta, norm, output, snr_db,
-            loudness_range_db, context: the
-            generator's shape and output (see ``ssgan.models.generator.Generator``).
+            loudness_range_db, context, grad_input: the generator's shape and output (see
+            ``ssgan.models.generator.Generator``). A ``grad_input`` generator reads the victim's
+            input gradient on the clip: one victim backward per call, so it queries the victim
+            (its own row, "SSGAN + gradient", between SSGAN and FGM in cost).
         profile: the ``ssgan.training.gan.PROFILES`` entry ``fit`` trains with.
         epochs: overrides that profile's epoch count in ``fit`` (``None``: keep it).
         quietest: after G, rescale each clip's perturbation to the quietest loudness that still
@@ -95,6 +103,7 @@ class SSGANAttack(LearnedAttack):
         snr_db: float = 30.0,
         loudness_range_db: float = 0.0,
         context: bool = False,
+        grad_input: bool = False,
         profile: str = "cpu",
         epochs: int | None = None,
         precision: str = "float32",
@@ -112,7 +121,7 @@ class SSGANAttack(LearnedAttack):
         self.search_min_snr_db = float(search_min_snr_db)
         self.search_max_snr_db = float(search_max_snr_db)
         self.search_steps = check_int("search_steps", search_steps, minimum=1)
-        if self.quietest:
+        if self.quietest or grad_input:
             self.queries_victim = True  # type: ignore[misc]
         self.precision = check_choice("precision", precision, PRECISIONS)
         self.segment_seconds = check_positive("segment_seconds", segment_seconds)
@@ -128,6 +137,7 @@ class SSGANAttack(LearnedAttack):
         self.snr_db = snr_db
         self.loudness_range_db = loudness_range_db
         self.context = context
+        self.grad_input = bool(grad_input)
         self.profile = profile
         self.epochs = None if epochs is None else check_int("epochs", epochs, minimum=1)
         self.segment_samples = max(1, round(self.segment_seconds * SAMPLE_RATE))
@@ -142,6 +152,7 @@ class SSGANAttack(LearnedAttack):
             snr_db=snr_db,
             loudness_range_db=loudness_range_db,
             context=context,
+            grad_input=grad_input,
         )
         self._fitted = False
 
@@ -160,6 +171,7 @@ class SSGANAttack(LearnedAttack):
             snr_db=generator.snr_db,
             loudness_range_db=generator.loudness_range_db,
             context=generator.context is not None,
+            grad_input=generator.grad_input,
             **kwargs,
         )
         attack.generator = generator
@@ -260,6 +272,7 @@ class SSGANAttack(LearnedAttack):
             snr_db=self.snr_db,
             loudness_range_db=self.loudness_range_db,
             g_context=self.context,
+            g_grad=self.grad_input,
             seed=int(torch.randint(0, 2**31 - 1, (1,), generator=generator)),
         )
         if self.epochs is not None:
@@ -270,11 +283,20 @@ class SSGANAttack(LearnedAttack):
 
     # ------------------------------------------------------------------ the attack
 
-    def perturbation(self, x: Tensor) -> Tensor:
-        """``delta (batch, time)`` for clean ``x (batch, time)`` of any length (no gradient)."""
+    def perturbation(self, x: Tensor, grad: Tensor | None = None) -> Tensor:
+        """``delta (batch, time)`` for clean ``x (batch, time)`` of any length (no gradient).
+
+        ``grad``: the victim's input gradient at ``x`` (``ssgan.attacks.base.input_gradient``),
+        required by a ``grad_input`` generator; the call ``attack(model, x, y)`` computes it.
+        """
         self._require_fitted()
         if x.dim() != 2 or x.shape[1] < 1:
             raise ValueError(f"expected x of shape (batch, time), got {tuple(x.shape)}")
+        if self.generator.grad_input and grad is None:
+            raise ValueError(
+                "this generator reads the victim's input gradient: call attack(model, x, y), "
+                "or pass grad=input_gradient(model, x, y)"
+            )
         batch, time = x.shape
         length = self.segment_samples
         hop = length // 2 if self.overlap else length
@@ -288,11 +310,20 @@ class SSGANAttack(LearnedAttack):
                 segs = sip.split_segments(x, length)
             n = segs.shape[1]
             flat = segs.reshape(batch * n, length)
+            flat_grad = None
+            if grad is not None and self.generator.grad_input:
+                if self.overlap:
+                    grad_segs = sip.split_overlapping(grad, length, max(hop, 1))
+                else:
+                    grad_segs = sip.split_segments(grad, length)
+                flat_grad = grad_segs.reshape(batch * n, length)
             out = torch.empty_like(flat)
             for start in range(0, flat.shape[0], self.chunk_segments):
-                chunk = flat[start : start + self.chunk_segments].to(g_device, torch.float32)
+                stop = start + self.chunk_segments
+                chunk = flat[start:stop].to(g_device, torch.float32)
+                chunk_grad = None if flat_grad is None else flat_grad[start:stop].to(g_device)
                 with torch.autocast(g_device.type, dtype=torch.bfloat16, enabled=bf16):
-                    delta = g(chunk)  # float32 whatever the precision (Generator.forward)
+                    delta = g(chunk, chunk_grad)  # float32 whatever the precision
                 out[start : start + chunk.shape[0]] = delta.to(out.device, out.dtype)
             deltas = out.reshape(batch, n, length)
             if self.overlap:
@@ -307,7 +338,10 @@ class SSGANAttack(LearnedAttack):
         target: Tensor | None,
         generator: torch.Generator,
     ) -> Tensor:
-        delta = self.perturbation(x)
+        grad = None
+        if self.generator.grad_input:  # __call__ has frozen the victim
+            grad = input_gradient(model, x, y)
+        delta = self.perturbation(x, grad)
         if self.quietest:
             delta = self._quietest(model, x, y, delta)
         return x + delta

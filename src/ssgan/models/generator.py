@@ -104,6 +104,11 @@ class Generator(nn.Module):
         snr_db: the SNR of ``output="snr"`` (a buffer-free attribute; change it freely).
         context: FiLM the bottleneck with a linear map of its mean over the segment, so each
             output sample can depend on the whole segment (default off: the paper's G).
+        grad_input: G also reads the victim's input gradient ``grad`` (``forward(x, grad)``),
+            normalised to unit RMS per segment, as a second input channel, and adds it to its
+            output through a learned scale (1 at first) while its last layer starts at zero: an
+            untrained G is the L2 fast gradient method at ``snr_db``, and training learns what
+            to change. Needs ``output="snr"``; costs one victim backward at attack time.
         loudness_range_db: with ``output="snr"``, a linear head on G's pooled bottleneck picks
             each segment's SNR in ``snr_db +- loudness_range_db`` (``tanh``), so G can spend
             loudness where a clip needs it; 0 (default): every segment at ``snr_db``.
@@ -132,6 +137,7 @@ class Generator(nn.Module):
         snr_db: float = 30.0,
         loudness_range_db: float = 0.0,
         context: bool = False,
+        grad_input: bool = False,
     ) -> None:
         super().__init__()
         if channels < 1:
@@ -153,12 +159,15 @@ class Generator(nn.Module):
                 f"loudness_range_db must be >= 0, and > 0 only with output='snr', got "
                 f"{loudness_range_db!r} with output={output!r}"
             )
+        if grad_input and output != "snr":
+            raise ValueError("grad_input=True needs output='snr'")
         self.output = output
+        self.grad_input = bool(grad_input)
         self.snr_db = float(snr_db)
         self.loudness_range_db = float(loudness_range_db)
         self.stride = 4**n_down
         layers: list[nn.Module] = [
-            nn.Conv2d(1, channels, (1, 15), padding=(0, 7), bias=not norm),
+            nn.Conv2d(2 if grad_input else 1, channels, (1, 15), padding=(0, 7), bias=not norm),
             _norm(channels, norm),
             nn.ReLU(inplace=True),
         ]
@@ -180,6 +189,14 @@ class Generator(nn.Module):
             c //= 2
         layers.append(nn.Conv2d(c, 1, (1, 15), padding=(0, 7)))
         self.net = nn.Sequential(*layers)
+        self.grad_scale: nn.Parameter | None = None
+        if self.grad_input:
+            last = layers[-1]
+            assert isinstance(last, nn.Conv2d)
+            nn.init.zeros_(last.weight)
+            if last.bias is not None:
+                nn.init.zeros_(last.bias)
+            self.grad_scale = nn.Parameter(torch.ones(()))
         self._bottleneck = 3 + 3 * n_down + n_blocks  # index of the first decoder layer
         self.context: nn.Linear | None = None
         if context:
@@ -197,15 +214,35 @@ class Generator(nn.Module):
             nn.init.zeros_(self.loudness.weight)
             nn.init.zeros_(self.loudness.bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x (batch, time)`` -> ``delta (batch, time)``, any ``time >= 1``."""
+    def forward(self, x: torch.Tensor, grad: torch.Tensor | None = None) -> torch.Tensor:
+        """``x (batch, time)`` -> ``delta (batch, time)``, any ``time >= 1``.
+
+        ``grad``: the victim's input gradient at ``x`` (same shape), needed with
+        ``grad_input=True`` and refused otherwise.
+        """
         if x.dim() != 2:
             raise ValueError(f"expected x of shape (batch, time), got {tuple(x.shape)}")
+        if self.grad_input != (grad is not None):
+            raise ValueError(
+                "this generator needs the victim's input gradient (grad=...)"
+                if self.grad_input
+                else "grad= given to a generator built without grad_input"
+            )
         time = x.shape[1]
         # At least two samples at the bottleneck: instance norm needs more than one.
         padded = max(-(-time // self.stride), 2) * self.stride
         h = F.pad(x, (0, padded - time)) if padded != time else x
-        h = waveform_map(h)
+        unit_grad = None
+        if grad is not None:
+            if grad.shape != x.shape:
+                raise ValueError(f"grad {tuple(grad.shape)} does not match x {tuple(x.shape)}")
+            g = grad.float()
+            rms = g.pow(2).mean(dim=1, keepdim=True).sqrt().clamp_min(1e-20)
+            unit_grad = F.pad(g / rms, (0, padded - time)).to(h.dtype)
+            h = torch.stack([h, unit_grad], dim=1)[:, :, None, :]
+            h = h.contiguous(memory_format=torch.channels_last)
+        else:
+            h = waveform_map(h)
         snr: float | torch.Tensor = self.snr_db
         if self.loudness is not None or self.context is not None:
             h = self.net[: self._bottleneck](h)
@@ -220,7 +257,10 @@ class Generator(nn.Module):
         else:
             out = self.net(h)
         # The bound in float32 even under bf16 autocast: bf16(0.01) rounds up past max_delta.
-        out = out.reshape(x.shape[0], padded)[:, :time].float()
+        out = out.reshape(x.shape[0], padded).float()
+        if unit_grad is not None and self.grad_scale is not None:
+            out = out + self.grad_scale * unit_grad.float()
+        out = out[:, :time]
         if self.output == "snr":
             return scale_to_snr(out, x, snr)
         return self.max_delta * torch.tanh(out)

@@ -40,7 +40,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from ssgan import SAMPLE_RATE
-from ssgan.attacks.base import victim_frozen
+from ssgan.attacks.base import input_gradient, victim_frozen
 from ssgan.config import from_dict, to_dict
 from ssgan.data import segments as sip
 from ssgan.data.segments import random_crops
@@ -105,6 +105,10 @@ class GANTrainConfig:
     max_delta: float = DEFAULT_MAX_DELTA
     g_norm: bool = False  # instance norm in G
     g_context: bool = False  # FiLM G's bottleneck from its mean over the segment
+    # G also reads the victim's input gradient (the clip-level victim with grad_crops crops in
+    # training, the victim as given at attack time) and starts as the L2 fast gradient method.
+    g_grad: bool = False
+    grad_crops: int | None = 2
     # "tanh": the paper's bounded output; "snr": G's direction at exactly snr_db per segment.
     g_output: str = "tanh"
     snr_db: float = 30.0
@@ -181,6 +185,10 @@ class GANTrainConfig:
                 raise ValueError(f"{name}={getattr(self, name)!r}: must be >= 0")
         if self.loudness_range_db > 0 and self.g_output != "snr":
             raise ValueError("loudness_range_db > 0 needs g_output='snr'")
+        if self.g_grad and self.g_output != "snr":
+            raise ValueError("g_grad=true needs g_output='snr'")
+        if self.grad_crops is not None and self.grad_crops < 1:
+            raise ValueError(f"grad_crops={self.grad_crops!r}: must be >= 1 or None")
         if self.crop_seconds is not None and self.crop_seconds < self.segment_seconds:
             raise ValueError(
                 f"crop_seconds={self.crop_seconds!r}: must be >= segment_seconds "
@@ -216,6 +224,7 @@ class GANTrainConfig:
             "snr_db": self.snr_db,
             "loudness_range_db": self.loudness_range_db,
             "context": self.g_context,
+            "grad_input": self.g_grad,
         }
 
 
@@ -328,7 +337,9 @@ def _uniform(n: int, lo: float, hi: float, rng: torch.Generator) -> Tensor:
     return lo + (hi - lo) * torch.rand(n, generator=rng)
 
 
-def d_step(state: GANState, x: Tensor) -> dict[str, float]:
+def d_step(
+    state: GANState, x: Tensor, y: Tensor | None = None, victim: nn.Module | None = None
+) -> dict[str, float]:
     """One discriminator update on clean crops ``x (batch, time)``; G is not updated.
 
     ``x_adv = x + G(x)`` is computed without gradient (the fake is detached). Labels are soft
@@ -343,8 +354,10 @@ def d_step(state: GANState, x: Tensor) -> dict[str, float]:
     real, fake = torch.where(flip, fake, real), torch.where(flip, real, fake)
     real, fake = real.to(x.device), fake.to(x.device)
     state.D.train()
+    grad = _victim_gradient(state, x, y, victim)
     with torch.no_grad(), _autocast(x, cfg.bf16):
-        x_adv = (x + _perturb(state.G, x, cfg.segment_samples).float()).clamp(-1.0, 1.0)
+        delta = _perturb(state.G, x, cfg.segment_samples, grad).float()
+        x_adv = (x + delta).clamp(-1.0, 1.0)
     d_real = state.D(x)
     d_fake = state.D(x_adv)
     loss = discriminator_loss(d_real, d_fake, real, fake)
@@ -372,8 +385,9 @@ def g_step(state: GANState, x: Tensor, y: Tensor, victim: nn.Module) -> dict[str
         labels = torch.full_like(labels, int(cfg.target_class or 0))
     state.G.train()
     with victim_frozen(victim), _no_param_grads(state.D):
+        grad = _victim_gradient(state, x, y, victim)
         with _autocast(x, cfg.bf16):
-            delta = _perturb(state.G, x, cfg.segment_samples).float()
+            delta = _perturb(state.G, x, cfg.segment_samples, grad).float()
         x_adv = x + delta
         if cfg.gamma > 0:
             d_fake = state.D(x_adv).float()
@@ -411,15 +425,33 @@ def g_step(state: GANState, x: Tensor, y: Tensor, victim: nn.Module) -> dict[str
     return out
 
 
-def _perturb(G: Generator, x: Tensor, segment: int) -> Tensor:
+def _perturb(G: Generator, x: Tensor, segment: int, grad: Tensor | None = None) -> Tensor:
     """``delta`` for training crops ``x``: G on the crop, or, for crops longer than one segment,
-    on its t1 segments stitched back as ``SSGANAttack`` does at attack time."""
+    on its t1 segments stitched back as ``SSGANAttack`` does at attack time. ``grad``: the
+    victim's input gradient at ``x``, for a ``grad_input`` generator (cut the same way)."""
     if x.shape[1] <= segment:
-        return G(x)
+        return G(x, grad)
     segs = sip.split_segments(x, segment)
     batch, n, _ = segs.shape
-    deltas = G(segs.reshape(batch * n, segment)).reshape(batch, n, segment)
+    flat_grad = None
+    if grad is not None:
+        flat_grad = sip.split_segments(grad, segment).reshape(batch * n, segment)
+    deltas = G(segs.reshape(batch * n, segment), flat_grad).reshape(batch, n, segment)
     return sip.stitch_segments(deltas, x.shape[1])
+
+
+def _victim_gradient(
+    state: GANState, x: Tensor, y: Tensor | None, victim: nn.Module | None
+) -> Tensor | None:
+    """The victim's input gradient at the clean crops, for a ``grad_input`` generator (else
+    None): the clip-level victim with ``grad_crops`` crops, the weights frozen."""
+    if not state.G.grad_input:
+        return None
+    if y is None or victim is None:
+        raise ValueError("a grad_input generator needs the victim and the labels")
+    view = _training_victim(victim, state.config.grad_crops)
+    with victim_frozen(view):
+        return input_gradient(view, x, y.to(x.device, torch.long))
 
 
 def _score_victim(
@@ -734,7 +766,7 @@ def _run(
                 x = random_crops([clips[i] for i in idx.tolist()], length, generator=state.rng)
                 x = x.to(device)
                 y = torch.tensor([labels[i] for i in idx.tolist()], device=device)
-                losses = d_step(state, x) if config.gamma > 0 else {}
+                losses = d_step(state, x, y, train_victim) if config.gamma > 0 else {}
                 losses.update(g_step(state, x, y, train_victim))
                 for k, v in losses.items():
                     sums[k] = sums.get(k, 0.0) + v

@@ -1,0 +1,97 @@
+"""The gradient-informed generator: G reads the victim's input gradient, starts as the L2 fast
+gradient method at its SNR, trains through the G step, and survives a save / load."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import synth_batch
+from ssgan.attacks.base import input_gradient
+from ssgan.attacks.ssgan import SSGANAttack
+from ssgan.metrics import snr_db
+from ssgan.models.generator import Generator
+from ssgan.models.victim import ClipClassifier
+from ssgan.training.gan import PROFILES, g_step, make_state, train_gan
+
+CONFIG = dataclasses.replace(
+    PROFILES["smoke"],
+    segment_seconds=0.05,
+    batch_size=4,
+    g_channels=4,
+    g_blocks=1,
+    g_output="snr",
+    snr_db=30.0,
+    gamma=0.0,
+    beta=0.0,
+    margin=2.0,
+    g_grad=True,
+)
+
+
+def _victim(seed: int = 0) -> ClipClassifier:
+    torch.manual_seed(seed)
+    net = torch.nn.Sequential(torch.nn.Linear(400, 16), torch.nn.Tanh(), torch.nn.Linear(16, 3))
+    return ClipClassifier(net, window=400, n_crops=3).eval()
+
+
+def test_untrained_gradient_generator_is_the_l2_fast_gradient_method() -> None:
+    G = Generator(channels=4, n_blocks=1, output="snr", snr_db=30.0, grad_input=True)
+    attack = SSGANAttack.from_generator(G.eval(), segment_seconds=800 / 16000)
+    victim = _victim()
+    x, y = synth_batch(3, 800, seed=4)
+    y = y % 3
+    x_adv = attack(victim, x, y)
+    grad = input_gradient(victim, x, y)
+    delta = attack.perturbation(x, grad)
+    assert torch.allclose(x_adv, (x + delta).clamp(-1, 1))
+    cos = torch.cosine_similarity(delta.double(), grad.double(), dim=1)
+    assert bool((cos > 0.9999).all()), cos
+    assert torch.allclose(snr_db(x, x_adv).float(), torch.full((3,), 30.0), atol=0.05)
+    assert attack.queries_victim and attack.config()["grad_input"] is True
+
+
+def test_gradient_generator_refuses_a_missing_or_unwanted_gradient() -> None:
+    G = Generator(channels=2, n_blocks=0, output="snr", grad_input=True)
+    x = torch.randn(2, 500)
+    with pytest.raises(ValueError, match="gradient"):
+        G(x)
+    with pytest.raises(ValueError, match="grad_input"):
+        Generator(channels=2, n_blocks=0, output="snr")(x, torch.randn(2, 500))
+    with pytest.raises(ValueError, match="does not match"):
+        G(x, torch.randn(2, 499))
+    with pytest.raises(ValueError, match="output='snr'"):
+        Generator(grad_input=True)
+    attack = SSGANAttack.from_generator(G, segment_seconds=0.01)
+    with pytest.raises(ValueError, match="input gradient"):
+        attack.perturbation(x)
+
+
+def test_g_step_trains_the_gradient_generator_beyond_its_start() -> None:
+    victim = _victim(1)
+    state = make_state(CONFIG)
+    assert state.G.grad_scale is not None
+    last = state.G.net[-1].weight.detach().clone()
+    assert float(last.abs().sum()) == 0.0  # starts as pure gradient direction
+    x, y = synth_batch(4, 800, seed=5)
+    for _ in range(2):
+        out = g_step(state, x, y % 3, victim)
+    assert torch.isfinite(torch.tensor(out["g/loss"]))
+    assert float(state.G.net[-1].weight.detach().abs().sum()) > 0.0
+    assert float(state.G.net[0].weight.grad.abs().sum()) > 0.0  # type: ignore[union-attr]
+
+
+def test_gradient_generator_run_reloads_with_its_gradient_input(tmp_path: Path) -> None:
+    victim = _victim(2)
+    clips = [synth_batch(1, 1600, seed=s)[0][0] for s in range(6)]
+    labels = [s % 3 for s in range(6)]
+    cfg = dataclasses.replace(CONFIG, epochs=1, steps_per_epoch=2, val_clips=2)
+    train_gan(cfg, victim, (clips, labels), (clips[:2], labels[:2]), tmp_path / "run", progress=False)
+    attack = SSGANAttack.from_run(tmp_path / "run", checkpoint="last")
+    assert attack.generator.grad_input
+    x = torch.stack(clips[:2])
+    x_adv = attack(victim, x, torch.tensor(labels[:2]))
+    assert torch.allclose(snr_db(x, x_adv).float(), torch.full((2,), 30.0), atol=0.1)
