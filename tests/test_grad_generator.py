@@ -89,7 +89,9 @@ def test_gradient_generator_run_reloads_with_its_gradient_input(tmp_path: Path) 
     clips = [synth_batch(1, 1600, seed=s)[0][0] for s in range(6)]
     labels = [s % 3 for s in range(6)]
     cfg = dataclasses.replace(CONFIG, epochs=1, steps_per_epoch=2, val_clips=2)
-    train_gan(cfg, victim, (clips, labels), (clips[:2], labels[:2]), tmp_path / "run", progress=False)
+    train_gan(
+        cfg, victim, (clips, labels), (clips[:2], labels[:2]), tmp_path / "run", progress=False
+    )
     attack = SSGANAttack.from_run(tmp_path / "run", checkpoint="last")
     assert attack.generator.grad_input
     x = torch.stack(clips[:2])
