@@ -6,6 +6,8 @@ victim's decision changes. Rows:
 
 - ``noise``: Gaussian noise at ``s`` (what loudness alone does);
 - ``ssgan``: the generator's perturbation (one G pass, no victim query) rescaled to ``s``;
+  with several ``--generator`` runs, one row each (``ssgan:<run name>``); a generator that
+  reads the victim's input gradient (``g_grad``) gets it, one victim backward per clip;
 - ``uap``: a fitted universal perturbation (``--uap RUN``), tiled and rescaled to ``s``;
 - ``fgm``: one L2 gradient step of the clip-level margin, at ``s``;
 - ``pgd``: PGD-L2 with ``--pgd-steps`` steps inside the ``s`` dB ball (step 2.5 eps / steps);
@@ -16,8 +18,8 @@ Usage (from the repository root):
     python benchmarks/frontier.py --victim runs/victim_esc10 --generator runs/g \\
         --root ../shared/data/ESC-50 --out benchmarks/results/frontier.json
 
-Writes the table (JSON and Markdown) and ``frontier.png`` (ASR against SNR, a line per attack)
-beside ``--out``.
+Writes the table (JSON and Markdown), ``frontier.png`` (ASR against SNR, a line per attack) and a
+self-contained ``frontier.html`` (the plot and the table inline) beside ``--out``.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ def pgd_at_snr(victim: nn.Module, x: Tensor, y: Tensor, snr: float, steps: int) 
 
 def frontier(args: argparse.Namespace) -> dict[str, Any]:
     from ssgan.attacks import CW, attack_class
-    from ssgan.attacks.base import LearnedAttack
+    from ssgan.attacks.base import LearnedAttack, input_gradient
     from ssgan.attacks.ssgan import SSGANAttack
     from ssgan.data import bundled_root, load_dataset, make_split
     from ssgan.metrics import snr_db
@@ -84,7 +86,12 @@ def frontier(args: argparse.Namespace) -> dict[str, Any]:
     if args.clips and args.clips < len(right):  # evenly spread over the (class-sorted) clips
         step = len(right) / args.clips
         right = [right[int(k * step)] for k in range(args.clips)]
-    attack = SSGANAttack.from_run(args.generator, checkpoint=args.generator_checkpoint)
+    generators = {
+        ("ssgan" if len(args.generator) == 1 else f"ssgan:{run.name}"): SSGANAttack.from_run(
+            run, checkpoint=args.generator_checkpoint
+        )
+        for run in args.generator
+    }
     uap = None
     if args.uap:
         name = json.loads((args.uap / "attack.json").read_text())["attack"]
@@ -101,10 +108,10 @@ def frontier(args: argparse.Namespace) -> dict[str, Any]:
 
     for n, i in enumerate(right):
         x, y = clips[i][None], torch.tensor([labels[i]])
-        directions: dict[str, Tensor] = {
-            "noise": torch.randn(x.shape, generator=rng),
-            "ssgan": attack.perturbation(x),
-        }
+        directions: dict[str, Tensor] = {"noise": torch.randn(x.shape, generator=rng)}
+        for name, attack in generators.items():
+            grad = input_gradient(victim, x, y) if attack.generator.grad_input else None
+            directions[name] = attack.perturbation(x, grad)
         if uap is not None:
             directions["uap"] = uap(victim, x, y) - x
         directions["fgm"] = -_margin_grad(victim, x, y)
@@ -172,11 +179,36 @@ def plot(result: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def write_html(result: dict[str, Any], path: Path, png: Path) -> None:
+    """The plot and the table in one self-contained page (the report's inline-data style)."""
+    from html import escape
+
+    from ssgan.report.html import data_uri
+
+    head = "".join(f"<th>{s:g} dB</th>" for s in result["snr_db"])
+    body = "".join(
+        f"<tr><td>{escape(name)}</td>" + "".join(f"<td>{100 * v:.1f} %</td>" for v in vs) + "</tr>"
+        for name, vs in result["asr"].items()
+    )
+    command = escape(" ".join(["python benchmarks/frontier.py", *result.get("argv", [])]))
+    path.write_text(
+        "<!doctype html><meta charset='utf-8'><title>ASR-SNR frontier</title>"
+        "<body style='font-family:system-ui,sans-serif;max-width:900px;margin:2em auto'>"
+        f"<h1>ASR against SNR</h1><p>{result['clips_right']} test clips the victim gets right; "
+        "each attack's perturbation at exactly the SNR of the column.</p>"
+        f"<img alt='ASR against SNR' src='{data_uri('image/png', png.read_bytes())}'>"
+        f"<table border='1' cellpadding='4'><tr><th>attack</th>{head}</tr>{body}</table>"
+        f"<p><code>{command}</code></p></body>\n"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--victim", type=Path, required=True)
     p.add_argument("--victim-checkpoint", default="last")
-    p.add_argument("--generator", type=Path, required=True, help="an `ssgan train gan` run")
+    p.add_argument(
+        "--generator", type=Path, nargs="+", required=True, help="`ssgan train gan` run(s)"
+    )
     p.add_argument("--generator-checkpoint", default="best")
     p.add_argument("--uap", type=Path, default=None, help="a saved universal perturbation")
     p.add_argument("--dataset", default="esc10")
@@ -191,10 +223,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, required=True, help="JSON; .md and .png beside it")
     args = p.parse_args(argv)
     result = frontier(args)
+    result["argv"] = list(sys.argv[1:] if argv is None else argv)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     args.out.with_suffix(".md").write_text(table(result) + "\n")
     plot(result, args.out.with_suffix(".png"))
+    write_html(result, args.out.with_suffix(".html"), args.out.with_suffix(".png"))
     print(table(result))
     return 0
 

@@ -195,6 +195,8 @@ def test_frontier(runs, tmp_path):
         assert set(result["asr"]) == {"noise", "ssgan", "fgm", "pgd1"}
         assert all(0.0 <= v <= 1.0 for vs in result["asr"].values() for v in vs)
     assert out.with_suffix(".png").stat().st_size > 0 and out.with_suffix(".md").is_file()
+    page = out.with_suffix(".html").read_text()
+    assert "data:image/png;base64," in page and "<td>noise</td>" in page
 
 
 def test_recipe_sweep(runs, tmp_path):
