@@ -37,6 +37,7 @@ __all__ = [
     "EOT",
     "TRANSFORMS",
     "Transform",
+    "eot_for",
     "parse_transform",
     "parse_transforms",
 ]
@@ -256,3 +257,10 @@ class EOT:
 
     def specs(self) -> list[str]:
         return [t.spec for t in self.transforms]
+
+
+@functools.lru_cache(maxsize=16)
+def eot_for(specs: tuple[str, ...], prob: float = 1.0) -> EOT:
+    """The ``EOT`` of ``specs`` (a comma-split list is rejoined), built once per setting: a
+    training step calls it every batch and parsing checks each transform on a test clip."""
+    return EOT(specs, prob=prob)
