@@ -105,6 +105,8 @@ def test_make_attack_converts_by_annotation():
         "step_size": None,
         "random_start": False,
         "loss": "ce",
+        "eot": (),
+        "eot_samples": 1,
     }
     assert make_attack("uap-penalty", {"length": "none"}).config()["length"] is None
     assert make_attack("fgsm", {"eps": "0.01"}).config()["eps"] == 0.01

@@ -7,9 +7,10 @@ computes per clip the SNR, segmental SNR and log-spectral distance (definitions 
 
 - ``records.jsonl``: one JSON object a clip, in dataset order: ``index, file, label,
   label_name, clean_pred, adv_pred, adv_pred_pcm16, correct, success, success_pcm16, snr_db,
-  segmental_snr_db, lsd_db, linf, seconds, n_samples``;
+  segmental_snr_db, lsd_db, linf, seconds, n_samples`` (+ ``transforms`` with ``transforms=``);
 - ``summary.json``: ``n, n_right, n_success, n_success_pcm16, acc, asr, msnr_db, mean_snr_db,
-  asr_pcm16, segmental_snr_db, lsd_db, seconds_per_example, device, timing_warm, ...``;
+  asr_pcm16, segmental_snr_db, lsd_db, seconds_per_example, device, timing_warm, ...`` (+
+  ``transforms``: ACC and ASR after each channel transform, see ``ssgan.robustness``);
 - ``report.md`` + ``report.html`` (``ssgan.report.write_report``).
 
 Fractions (``acc``, ``asr``, ``asr_pcm16``) are in [0, 1]. JSON has no NaN or infinity: an
@@ -49,7 +50,9 @@ from ssgan.metrics import (
 from ssgan.paper import PaperRow
 from ssgan.report import write_report
 from ssgan.report.plots import Example
+from ssgan.robustness import resolve_transforms, score_transforms, summarize_transforms
 from ssgan.training.checkpoint import atomic_write_json, atomic_write_text
+from ssgan.transforms import Transform
 
 logger = logging.getLogger(__name__)
 
@@ -145,6 +148,7 @@ def evaluate_attack(
     title: str | None = None,
     paper_rows: Sequence[PaperRow] | None = None,
     meta: dict[str, Any] | None = None,
+    transforms: Sequence[str | Transform] = (),
 ) -> EvaluationResult:
     """Attack every clip of ``dataset`` once and measure the paper's metrics (untargeted).
 
@@ -158,7 +162,12 @@ def evaluate_attack(
     successful, half not, when there are) keep their audio for the report. ``meta`` entries
     (attack name, victim, dataset, split, ...) are copied into the summary. With ``out_dir``
     the records, summary and report are written there (see the module docstring).
+    ``transforms`` (``ssgan.transforms`` specs or ``Transform`` objects): the clean and adversarial
+    clips are also classified after each; records gain ``transforms: {spec: {clean_pred,
+    adv_pred, correct, success}}`` and the summary ``transforms: {spec: {acc, asr, kept, ...}}``
+    (``ssgan.robustness``).
     """
+    channel = resolve_transforms(transforms)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size={batch_size!r}: must be an integer >= 1")
     if isinstance(n_examples, bool) or not isinstance(n_examples, int) or n_examples < 0:
@@ -201,6 +210,9 @@ def evaluate_attack(
             with torch.no_grad():
                 adv_pred = victim(x_adv).argmax(dim=1)
                 adv_pred_pcm = victim(pcm16_roundtrip(x_adv)).argmax(dim=1)
+            after = score_transforms(
+                victim, x, x_adv, y, channel, seed=generator_seed, first_index=batch[0]
+            )
             x_c, a_c = x.cpu(), x_adv.cpu()
             snr = snr_db(x_c, a_c).tolist()
             seg = segmental_snr_db(x_c, a_c).tolist()
@@ -227,6 +239,8 @@ def evaluate_attack(
                     "seconds": timer.seconds / len(batch),
                     "n_samples": int(x.shape[1]),
                 }
+                if channel:
+                    rec["transforms"] = after[k]
                 records[i] = rec
                 # Failures are correctly classified clips the attack did not flip; clips the
                 # victim already gets wrong say nothing about the attack.
@@ -266,6 +280,8 @@ def evaluate_attack(
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
         }
     )
+    if channel:
+        summary["transforms"] = summarize_transforms(records)
     if meta:
         summary.update(meta)
     examples = _pick_examples(successes, failures, n_examples)

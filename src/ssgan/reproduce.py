@@ -266,6 +266,7 @@ def _eval_stage(
     paper_rows: Sequence[Any],
     meta: dict[str, Any],
     seed: int,
+    transforms: Sequence[str] = (),
 ) -> Stage:
     from ssgan.evaluation import evaluate_attack
     from ssgan.models.victim import load_victim
@@ -285,6 +286,7 @@ def _eval_stage(
             title=title,
             paper_rows=paper_rows,
             meta={**meta, "victim": str(victim_dir), "device": device},
+            transforms=transforms,
         )
 
     return Stage(f"evaluate {name}", lambda: (run_dir / "summary.json").is_file(), run)

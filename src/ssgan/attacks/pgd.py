@@ -4,6 +4,11 @@ Each step ascends the attack objective (signed gradient for Linf, L2-normalised 
 then projects onto the eps-ball around ``x`` and the [-1, 1] box. An optional random start draws
 the initial point uniformly in the Linf ball, or uniformly in radius along a random direction in
 the L2 ball, from the generator passed at call time.
+
+EOT variant (Athalye et al., ICML 2018, "Synthesizing robust adversarial examples"): with
+``eot`` transform specs (``ssgan.transforms``), each step ascends the objective averaged over
+``eot_samples`` random channel transforms of the candidate (MP3 and resampling with a
+straight-through gradient), the fair counterpart of SSGAN trained with ``eot``.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from ssgan.attacks.base import (
     project,
     rand_like_cpu,
 )
+from ssgan.transforms import EOT
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +52,9 @@ class PGD(Attack):
         random_start: start from a random point in the ball (default True), drawn from the
             ``generator`` passed to the call.
         loss: ``"ce"`` (cross-entropy, default) or ``"margin"`` (logit margin).
+        eot: channel transform specs to average each step's gradient over (default none), e.g.
+            ``("mp3:kbps=64", "resample:rate_hz=8000")``; one is drawn per clip and sample.
+        eot_samples: transformed copies per step (default 1; each costs a forward + backward).
 
     Example::
 
@@ -65,6 +74,8 @@ class PGD(Attack):
         step_size: float | None = None,
         random_start: bool = True,
         loss: Literal["ce", "margin"] = "ce",
+        eot: tuple[str, ...] = (),
+        eot_samples: int = 1,
     ) -> None:
         self.norm: Literal["linf", "l2"] = check_choice(  # type: ignore[assignment]
             "norm", norm, ("linf", "l2")
@@ -78,9 +89,29 @@ class PGD(Attack):
         self.loss: Literal["ce", "margin"] = check_choice(  # type: ignore[assignment]
             "loss", loss, ("ce", "margin")
         )
+        self._eot = EOT(eot) if eot else None
+        self.eot = tuple(self._eot.specs()) if self._eot else ()
+        self.eot_samples = check_int("eot_samples", eot_samples, minimum=1)
 
     def budget(self) -> Budget:
         return Budget(self.norm, self.eps)
+
+    def _gradient(
+        self,
+        model: nn.Module,
+        x_var: Tensor,
+        y: Tensor,
+        target: Tensor | None,
+        generator: torch.Generator,
+    ) -> Tensor:
+        """d objective / d x at ``x_var``; with EOT summed over ``eot_samples`` transformed
+        copies, one backward each (memory of one copy, not of all)."""
+        grad = torch.zeros_like(x_var)
+        for _ in range(self.eot_samples if self._eot is not None else 1):
+            heard = self._eot(x_var, generator=generator) if self._eot is not None else x_var
+            gain = objective(model(heard), y, target, self.loss).sum()
+            grad += torch.autograd.grad(gain, x_var)[0]
+        return grad
 
     def _run(
         self,
@@ -104,8 +135,7 @@ class PGD(Attack):
             x_adv = (x + delta).clamp(-1.0, 1.0)
         for _ in range(self.steps):
             x_var = x_adv.detach().requires_grad_(True)
-            gain = objective(model(x_var), y, target, self.loss).sum()
-            (grad,) = torch.autograd.grad(gain, x_var)
+            grad = self._gradient(model, x_var, y, target, generator)
             step = grad.sign() if self.norm == "linf" else grad / _row_norms(grad)
             x_adv = project(x, x_adv.detach() + alpha * step, budget).clamp(-1.0, 1.0)
         return x_adv

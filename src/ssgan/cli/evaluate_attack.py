@@ -60,6 +60,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0, help="seed of the attack's generator")
     parser.add_argument("--examples", type=int, default=4, help="examples shown in the report")
+    parser.add_argument(
+        "--transform",
+        action="append",
+        default=[],
+        metavar="NAME[:K=V,...]",
+        help="also score the clips after this channel transform (repeatable), e.g. mp3:kbps=64, "
+        "resample:rate_hz=8000, noise:snr_db=30, reverb:rt60_s=0.5 (docs/robustness.md)",
+    )
     add_device_arg(parser)
     parser.add_argument("--out", required=True, type=Path, help="output directory")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -135,6 +143,12 @@ def run(args: argparse.Namespace) -> int:
         raise SSGANError(f"--limit {args.limit}: must be at least 1")
     out: Path = args.out
     _check_out(out, args.overwrite)
+    from ssgan.robustness import resolve_transforms
+
+    try:
+        transforms = resolve_transforms(args.transform)
+    except ValueError as exc:
+        raise SSGANError(f"--transform: {exc}") from None
     try:
         attack = build_attack(args)
     except ValueError as exc:  # a bad --attack-arg: the user's to fix
@@ -192,6 +206,7 @@ def run(args: argparse.Namespace) -> int:
         f"({args.split}, {args.subset})",
         paper_rows=rows,
         meta=meta,
+        transforms=transforms,
     )
     s = result.summary
     if args.json:
@@ -205,5 +220,10 @@ def run(args: argparse.Namespace) -> int:
             f"MSNR {fmt(s['msnr_db'], 'db')} dB, "
             f"{fmt(s['seconds_per_example'], 's')} s per example on {s['device']}"
         )
+        for spec, v in s.get("transforms", {}).items():
+            print(
+                f"after {spec}: ACC {fmt(v['acc'], 'pct')} %, ASR {fmt(v['asr'], 'pct')} % "
+                f"(kept {fmt(v['kept'], 'pct')} % of the ASR)"
+            )
         print(f"report: {result.report_html}", file=sys.stdout)
     return 0

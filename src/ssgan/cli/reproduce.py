@@ -1,10 +1,12 @@
-"""``ssgan reproduce table2|table3``: the paper's tables on real data, resumable stage by stage."""
+"""``ssgan reproduce table2|table3|robustness``: the paper's tables and the robustness table
+(``ssgan.reproduce_robustness``) on real data, resumable stage by stage."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+from functools import partial
 from pathlib import Path
 
 from ssgan.cli.common import add_device_arg
@@ -41,18 +43,22 @@ def _methods(value: str) -> tuple[str, ...]:
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("reproduce", help="reproduce the paper's Table II or III")
     inner = parser.add_subparsers(dest="table", required=True)
-    for table in ("table2", "table3"):
+    for table in ("table2", "table3", "robustness"):
         p = inner.add_parser(
             table,
             help={
                 "table2": "SSGAN segment lengths vs EnvNet on ESC-50/ESC-10",
                 "table3": "SSGAN vs Abdoli's universal perturbations, EnvNet-v2, UrbanSound8K",
+                "robustness": "ASR of SSGAN (+EOT), PGD (+EOT), C&W, UAP after MP3, resampling, "
+                "noise, rooms... on ESC-10 fold 5",
             }[table],
             description="Each stage (victim, generator(s), fits, evaluations) is skipped when "
             "already done in --out, and an interrupted training resumes from its checkpoint.",
         )
         p.add_argument("--profile", choices=PROFILES, default="cpu")
-        if table == "table2":
+        if table == "robustness":
+            _robustness_args(p)
+        elif table == "table2":
             p.add_argument(
                 "--dataset",
                 choices=("esc50", "esc10"),
@@ -109,8 +115,46 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.set_defaults(func=run)
 
 
+def _robustness_args(p: argparse.ArgumentParser) -> None:
+    from ssgan.reproduce_robustness import DEFAULT_EOT, DEFAULT_EOT_PROB, METHODS
+
+    p.add_argument("--dataset", choices=("esc10", "esc50"), default="esc10")
+    p.add_argument(
+        "--methods",
+        type=partial(_subset, allowed=METHODS),
+        default=METHODS,
+        help=f"subset of {','.join(METHODS)}",
+    )
+    p.add_argument(
+        "--transform",
+        action="append",
+        default=None,
+        metavar="NAME[:K=V,...]",
+        help="a channel transform of the table (repeatable; default: the standard list in "
+        "docs/robustness.md)",
+    )
+    p.add_argument(
+        "--eot",
+        action="append",
+        default=None,
+        metavar="NAME[:K=V,...]",
+        help=f"a transform SSGAN + EOT and PGD + EOT train through (repeatable; default: "
+        f"{' '.join(DEFAULT_EOT)})",
+    )
+    p.add_argument("--eot-prob", type=float, default=DEFAULT_EOT_PROB)
+
+
+def _subset(value: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
+    out = tuple(v.strip() for v in value.split(",") if v.strip())
+    if not out or any(m not in allowed for m in out):
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: expected a comma-separated subset of {','.join(allowed)}"
+        )
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
-    table2 = args.table == "table2"
+    table2 = args.table in ("table2", "robustness")
     dataset = args.dataset if table2 else "urbansound8k"
     root = args.root
     if root is None:
@@ -133,16 +177,28 @@ def run(args: argparse.Namespace) -> int:
         gan_overrides=tuple(args.gan_set),
         seed=args.seed,
     )
-    if table2:
+    if args.table == "table2":
         opts.segments = args.segments
-    else:
+    elif args.table == "table3":
         opts.methods = args.methods
 
     def report(msg: str) -> None:
         print(f"ssgan reproduce {args.table}: {msg}", file=sys.stderr, flush=True)
 
     try:
-        md = (reproduce_table2 if table2 else reproduce_table3)(opts, report)
+        if args.table == "robustness":
+            from ssgan.reproduce_robustness import DEFAULT_EOT, reproduce_robustness
+
+            md = reproduce_robustness(
+                opts,
+                report,
+                methods=args.methods,
+                transforms=args.transform,
+                eot=args.eot or DEFAULT_EOT,
+                eot_prob=args.eot_prob,
+            )
+        else:
+            md = (reproduce_table2 if table2 else reproduce_table3)(opts, report)
     except ValueError as exc:
         print(f"ssgan: error: {exc}", file=sys.stderr)
         return 2

@@ -34,6 +34,33 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="KEY=VALUE",
         help="override a config field, e.g. --set epochs=10 (repeatable)",
     )
+    defence = parser.add_argument_group("adversarial fine-tuning (docs/robustness.md)")
+    defence.add_argument(
+        "--adversarial",
+        default=None,
+        metavar="ATTACK_OR_RUN_G",
+        help="mix adversarial crops into every batch: an `ssgan train gan` run (its generator) "
+        "or an attack name (pgd, fgsm, ...)",
+    )
+    defence.add_argument(
+        "--adversarial-arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="setting of the --adversarial attack (repeatable), e.g. eps=0.002",
+    )
+    defence.add_argument(
+        "--adversarial-fraction",
+        type=float,
+        default=0.5,
+        help="share of each batch replaced by adversarial crops (default 0.5)",
+    )
+    defence.add_argument(
+        "--init",
+        default=None,
+        metavar="RUN_V",
+        help="start from this victim run's last weights (fine-tuning) instead of from scratch",
+    )
     parser.set_defaults(func=run)
 
 
@@ -54,9 +81,28 @@ def run(args: argparse.Namespace) -> int:
         "n_train": len(train),
         "n_test": len(test),
     }
-    summary = train_victim(
-        config, train, test, args.out, resume=args.resume, device=args.device,
-        progress=True, dataset_info=info,
-    )  # fmt: skip
+    if args.adversarial is None:
+        if args.init or args.adversarial_arg:
+            print("ssgan: error: --init and --adversarial-arg need --adversarial", file=sys.stderr)
+            return 2
+        summary = train_victim(
+            config, train, test, args.out, resume=args.resume, device=args.device,
+            progress=True, dataset_info=info,
+        )  # fmt: skip
+    else:
+        from ssgan.training.defence import fine_tune_victim, load_adversary
+
+        try:
+            adversary = load_adversary(
+                args.adversarial, attack_args=args.adversarial_arg,
+                fraction=args.adversarial_fraction, device=args.device,
+            )  # fmt: skip
+        except ValueError as exc:
+            print(f"ssgan: error: --adversarial: {exc}", file=sys.stderr)
+            return 2
+        summary = fine_tune_victim(
+            config, train, test, args.out, adversary, init_from=args.init,
+            resume=args.resume, device=args.device, progress=True, dataset_info=info,
+        )  # fmt: skip
     print(json.dumps(summary, indent=2))
     return 0

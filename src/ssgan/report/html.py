@@ -15,7 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from ssgan.paper import PaperRow
-from ssgan.report.markdown import example_caption, run_items, summary_table
+from ssgan.report.markdown import (
+    TRANSFORM_NOTE,
+    example_caption,
+    run_items,
+    summary_table,
+    transform_table,
+)
 from ssgan.report.plots import Example, fig5_png, gain_label, perturbation_gain, wav_bytes
 from ssgan.training.checkpoint import atomic_write_text
 
@@ -82,6 +88,10 @@ def render_html(
         "rms(x_adv &minus; x)) (eq. 10); MSNR = mean SNR over the successful examples. "
         "Definitions: <code>ssgan.metrics</code>.</p>"
     )
+    channel = transform_table(summary)
+    if channel is not None:
+        parts += ["<h2>After channel transforms</h2>", _table(*channel)]
+        parts.append(f"<p>{escape(TRANSFORM_NOTE)}</p>")
     if examples:
         parts.append("<h2>Examples</h2>")
     for i, ex in enumerate(examples, start=1):

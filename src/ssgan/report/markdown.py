@@ -91,6 +91,36 @@ def summary_table(
     return header, rows
 
 
+def transform_table(summary: Mapping[str, Any]) -> tuple[list[str], list[list[str]]] | None:
+    """``(header, rows)``: ACC and ASR after each channel transform (``ssgan.robustness``), the
+    untransformed clips first; None when the evaluation had no transforms."""
+    per = summary.get("transforms")
+    if not per:
+        return None
+    header = ["Channel", "ACC (%)", "ASR (%)", "ASR kept (%)"]
+    rows = [
+        [
+            "none",
+            format_value(summary.get("acc"), "pct"),
+            format_value(summary.get("asr"), "pct"),
+            "100.0",
+        ]
+    ]
+    for spec, v in per.items():
+        rows.append(
+            [spec, format_value(v.get("acc"), "pct"), format_value(v.get("asr"), "pct"),
+             format_value(v.get("kept"), "pct")]
+        )  # fmt: skip
+    return header, rows
+
+
+TRANSFORM_NOTE = (
+    "After a channel transform T, ACC counts clips with T(x) classified right and ASR the share of "
+    "those with T(x_adv) misclassified (same random draw of T for both); kept = ASR after T / "
+    "ASR without it."
+)
+
+
 def run_items(summary: Mapping[str, Any]) -> list[tuple[str, str]]:
     """The run's description (attack, victim, dataset, ...) as ``(key, text)`` pairs."""
     out = []
@@ -163,6 +193,9 @@ def write_markdown(
         "`ssgan.metrics`.",
         "",
     ]
+    channel = transform_table(summary)
+    if channel is not None:
+        lines += ["## After channel transforms", "", *_md_table(*channel), "", TRANSFORM_NOTE, ""]
     if examples:
         lines += ["## Examples", ""]
     for i, ex in enumerate(examples, start=1):
@@ -202,5 +235,6 @@ __all__ = [
     "format_value",
     "run_items",
     "summary_table",
+    "transform_table",
     "write_markdown",
 ]

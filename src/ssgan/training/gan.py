@@ -57,6 +57,7 @@ from ssgan.training.checkpoint import (
     save_checkpoint,
     unflatten_state_dict,
 )
+from ssgan.transforms import eot_for
 
 logger = logging.getLogger(__name__)
 
@@ -140,6 +141,11 @@ class GANTrainConfig:
     # the cost: the victim's forward+backward is ~90 % of a CPU training step.
     victim_crops: int | None = None
     bf16: bool = False
+    # Expectation over transformation (docs/robustness.md): the G step's victim scores x_adv
+    # after one of these ssgan.transforms specs, drawn per crop with probability eot_prob, so G
+    # learns perturbations that survive the channel (MP3, resampling: straight-through gradient).
+    eot: tuple[str, ...] = ()
+    eot_prob: float = 1.0
     seed: int = 0
     val_clips: int | None = 64  # held-out clips attacked each epoch; None = all of them
     val_batch_size: int = 8
@@ -189,6 +195,8 @@ class GANTrainConfig:
             raise ValueError("g_grad=true needs g_output='snr'")
         if self.grad_crops is not None and self.grad_crops < 1:
             raise ValueError(f"grad_crops={self.grad_crops!r}: must be >= 1 or None")
+        if self.eot:
+            eot_for(tuple(self.eot), self.eot_prob)  # ValueError naming a bad spec or prob
         if self.crop_seconds is not None and self.crop_seconds < self.segment_seconds:
             raise ValueError(
                 f"crop_seconds={self.crop_seconds!r}: must be >= segment_seconds "
@@ -393,7 +401,11 @@ def g_step(state: GANState, x: Tensor, y: Tensor, victim: nn.Module) -> dict[str
             d_fake = state.D(x_adv).float()
         else:
             d_fake = torch.ones(x.shape[0], device=x.device)  # L_fool = 0, D never runs
-        logits, scored = _score_victim(victim, x_adv, labels, cfg, state.rng)
+        # EOT: the victim hears x_adv through a random channel.
+        heard = (
+            eot_for(tuple(cfg.eot), cfg.eot_prob)(x_adv, generator=state.rng) if cfg.eot else x_adv
+        )
+        logits, scored = _score_victim(victim, heard, labels, cfg, state.rng)
         loss, parts = generator_loss(
             d_fake,
             logits,

@@ -29,7 +29,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -441,6 +441,9 @@ def train_victim(
     progress: bool = True,
     dataset_info: dict[str, Any] | None = None,
     stop_after_epoch: int | None = None,
+    adversary: Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Generator], torch.Tensor]
+    | None = None,
+    init: Callable[[nn.Module], None] | None = None,
 ) -> dict[str, Any]:
     """Train a victim on ``train_ds``, evaluating clip-level accuracy on ``test_ds``.
 
@@ -454,6 +457,9 @@ def train_victim(
         dataset_info: recorded in checkpoint meta (``{"dataset": ..., "split": ...}``).
         stop_after_epoch: stop (as if interrupted) after this epoch; for tests and time-boxed
             jobs. The run can be resumed.
+        adversary: ``(net, x, y, generator) -> x`` applied to every training batch before its
+            step (adversarial fine-tuning, ``ssgan.training.defence``).
+        init: called on the fresh network before training (e.g. to load weights to fine-tune).
 
     Returns:
         ``{"best_accuracy", "best_epoch", "final_accuracy", "epochs_done", "seconds", "run_dir"}``.
@@ -482,6 +488,8 @@ def train_victim(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)  # weight init and dropout
         net = build_model(config.model, len(class_names), window=window, fc_width=config.fc_width)
+        if init is not None:
+            init(net)
         net = net.to(dev)
         # channels_last conv weights match the channels_last activations (no layout copies).
         net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
@@ -501,7 +509,7 @@ def train_victim(
         start = time.perf_counter()
         _loop(
             state, config, train_clips, train_labels, test_clips, test_labels,
-            class_names, out, info, dev, progress, stop_after_epoch,
+            class_names, out, info, dev, progress, stop_after_epoch, adversary,
         )  # fmt: skip
     return {
         "best_accuracy": state.best_accuracy,
@@ -560,6 +568,7 @@ def _loop(
     dev: torch.device,
     progress: bool,
     stop_after_epoch: int | None,
+    adversary: Callable[..., torch.Tensor] | None = None,
 ) -> None:
     from tqdm.auto import tqdm
 
@@ -585,7 +594,10 @@ def _loop(
                     gain_db=config.gain_db, stretch=config.time_stretch,
                 )  # fmt: skip
                 y = train_labels[idx]
-                stats = train_step(state, x.to(dev), y.to(dev), lr=lr, bf16=use_bf16)
+                x, y = x.to(dev), y.to(dev)
+                if adversary is not None:  # adversarial training: part of the batch attacked
+                    x = adversary(state.net, x, y, state.generator)
+                stats = train_step(state, x, y, lr=lr, bf16=use_bf16)
                 loss_sum += stats["loss"] * len(idx)
                 correct += stats["correct"]
                 seen += len(idx)
