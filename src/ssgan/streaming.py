@@ -245,12 +245,14 @@ def _write_in_memory(
     victim: ClipClassifier | None,
     subtype: str,
     device: torch.device,
+    target_class: int | None = None,
 ) -> StreamResult:
     from ssgan.audio import load_audio_with_peak, save_audio
 
     x_np, peak = load_audio_with_peak(path)
     x = torch.from_numpy(x_np)[None].to(device)
-    x_adv = (x + attack.perturbation(x)).clamp(-1.0, 1.0)
+    aim = None if target_class is None else torch.tensor([target_class])
+    x_adv = (x + attack.perturbation(x, target=aim)).clamp(-1.0, 1.0)
     save_audio(target, (x_adv[0].cpu() * peak).numpy(), subtype=subtype)
     x64, d64 = x.double().cpu(), (x_adv - x).double().cpu()
     result = StreamResult(
@@ -275,6 +277,7 @@ def attack_file(
     victim: ClipClassifier | None = None,
     block_frames: int = DEFAULT_BLOCK_FRAMES,
     subtype: str = "PCM_16",
+    target_class: int | None = None,
 ) -> StreamResult:
     """Write the SSGAN adversarial version of ``path`` to ``target`` (16 kHz, input's level).
 
@@ -289,6 +292,7 @@ def attack_file(
         victim: optional ``ClipClassifier``; its clean and adversarial 10-crop logits are returned.
         block_frames: frames decoded per read.
         subtype: output sample format (see ``ssgan.audio.save_audio``).
+        target_class: the class a class-conditional generator aims at (``None`` otherwise).
 
     Raises:
         AudioError: the input cannot be used (naming the file and the reason).
@@ -315,7 +319,7 @@ def attack_file(
     total = info.n_samples
     if attack.overlap or total <= length + window:
         # The crossfade spans chunk borders / a tiny clip fits in memory anyway.
-        return _write_in_memory(attack, path, target, victim, subtype, g_device)
+        return _write_in_memory(attack, path, target, victim, subtype, g_device, target_class)
     attack._require_fitted()
     peak = info.peak
     head = torch.from_numpy((info.head / peak).astype(np.float32, copy=False))
@@ -347,7 +351,10 @@ def attack_file(
                 else:
                     segs = x
                 with torch.no_grad():
-                    delta = g(segs.reshape(n_seg, length).to(g_device, torch.float32))
+                    aim = None
+                    if target_class is not None:
+                        aim = torch.full((n_seg,), target_class, device=g_device)
+                    delta = g(segs.reshape(n_seg, length).to(g_device, torch.float32), target=aim)
                 delta = delta.to("cpu", torch.float32).reshape(-1)[:n]
                 x_adv = (x + delta).clamp(-1.0, 1.0)
                 out.write((x_adv * peak).numpy())

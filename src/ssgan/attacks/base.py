@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ssgan.errors import CheckpointError
+from ssgan.targets import check_targets
 from ssgan.training.checkpoint import load_checkpoint, save_checkpoint
 
 logger = logging.getLogger(__name__)
@@ -273,6 +274,7 @@ class Attack(abc.ABC):
             x: clean waveforms ``(batch, time)``, float, in ``[-1, 1]``.
             y: true labels ``(batch,)``, integer.
             target: target labels ``(batch,)`` for a targeted attack, or ``None`` (untargeted).
+                A target equal to its clip's true label is a ``ValueError`` (``ssgan.targets``).
             generator: a CPU ``torch.Generator`` for random choices (random starts); ``None``
                 means a generator seeded with 0, so results are always reproducible.
 
@@ -292,6 +294,7 @@ class Attack(abc.ABC):
         y = y.detach().to(device=x.device, dtype=torch.long)
         if target is not None:
             target = target.detach().to(device=x.device, dtype=torch.long)
+            check_targets(y, target)
         if isinstance(self, LearnedAttack):
             self._require_fitted()
         if x.shape[0] == 0:

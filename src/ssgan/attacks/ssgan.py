@@ -79,8 +79,10 @@ class SSGANAttack(LearnedAttack):
             ``|delta| <= max_delta`` and the stitched output stay float32. See the README's
             Performance section for its measured speed and effect on ASR / MSNR.
 
-    Untargeted only at call time: a generator trained with ``target_class`` already aims at
-    that class, so ``target=`` is refused.
+        num_classes: > 0: a class-conditional generator (``ssgan train gan --targeted``), one
+            G for every target: it must be called with ``target=`` (a ``(batch,)`` class
+            tensor) and is targeted only. 0 (default): untargeted, and ``target=`` is refused
+            (a generator trained with ``target_class`` already aims at that class).
     """
 
     name: ClassVar[str] = "ssgan"
@@ -104,6 +106,7 @@ class SSGANAttack(LearnedAttack):
         loudness_range_db: float = 0.0,
         context: bool = False,
         grad_input: bool = False,
+        num_classes: int = 0,
         profile: str = "cpu",
         epochs: int | None = None,
         precision: str = "float32",
@@ -138,6 +141,9 @@ class SSGANAttack(LearnedAttack):
         self.loudness_range_db = loudness_range_db
         self.context = context
         self.grad_input = bool(grad_input)
+        self.num_classes = check_int("num_classes", num_classes, minimum=0)
+        # A conditional G is targeted only; the class attribute says "untargeted G".
+        self.targeted_supported = self.num_classes > 0  # type: ignore[misc]
         self.profile = profile
         self.epochs = None if epochs is None else check_int("epochs", epochs, minimum=1)
         self.segment_samples = max(1, round(self.segment_seconds * SAMPLE_RATE))
@@ -153,6 +159,7 @@ class SSGANAttack(LearnedAttack):
             loudness_range_db=loudness_range_db,
             context=context,
             grad_input=grad_input,
+            num_classes=num_classes,
         )
         self._fitted = False
 
@@ -172,6 +179,7 @@ class SSGANAttack(LearnedAttack):
             loudness_range_db=generator.loudness_range_db,
             context=generator.context is not None,
             grad_input=generator.grad_input,
+            num_classes=generator.num_classes,
             **kwargs,
         )
         attack.generator = generator
@@ -273,6 +281,8 @@ class SSGANAttack(LearnedAttack):
             loudness_range_db=self.loudness_range_db,
             g_context=self.context,
             g_grad=self.grad_input,
+            targeted=self.num_classes > 0,
+            n_classes=self.num_classes,
             seed=int(torch.randint(0, 2**31 - 1, (1,), generator=generator)),
         )
         if self.epochs is not None:
@@ -283,11 +293,14 @@ class SSGANAttack(LearnedAttack):
 
     # ------------------------------------------------------------------ the attack
 
-    def perturbation(self, x: Tensor, grad: Tensor | None = None) -> Tensor:
+    def perturbation(
+        self, x: Tensor, grad: Tensor | None = None, target: Tensor | None = None
+    ) -> Tensor:
         """``delta (batch, time)`` for clean ``x (batch, time)`` of any length (no gradient).
 
         ``grad``: the victim's input gradient at ``x`` (``ssgan.attacks.base.input_gradient``),
         required by a ``grad_input`` generator; the call ``attack(model, x, y)`` computes it.
+        ``target (batch,)``: for a class-conditional generator, else None.
         """
         self._require_fitted()
         if x.dim() != 2 or x.shape[1] < 1:
@@ -317,13 +330,17 @@ class SSGANAttack(LearnedAttack):
                 else:
                     grad_segs = sip.split_segments(grad, length)
                 flat_grad = grad_segs.reshape(batch * n, length)
+            seg_target = None if target is None else target.long().repeat_interleave(n)
             out = torch.empty_like(flat)
             for start in range(0, flat.shape[0], self.chunk_segments):
                 stop = start + self.chunk_segments
                 chunk = flat[start:stop].to(g_device, torch.float32)
                 chunk_grad = None if flat_grad is None else flat_grad[start:stop].to(g_device)
                 with torch.autocast(g_device.type, dtype=torch.bfloat16, enabled=bf16):
-                    delta = g(chunk, chunk_grad)  # float32 whatever the precision
+                    aim = None
+                    if seg_target is not None:
+                        aim = seg_target[start:stop].to(g_device)
+                    delta = g(chunk, chunk_grad, target=aim)  # float32 whatever the precision
                 out[start : start + chunk.shape[0]] = delta.to(out.device, out.dtype)
             deltas = out.reshape(batch, n, length)
             if self.overlap:
@@ -338,15 +355,22 @@ class SSGANAttack(LearnedAttack):
         target: Tensor | None,
         generator: torch.Generator,
     ) -> Tensor:
+        if self.num_classes and target is None:
+            raise ValueError(
+                "this SSGAN generator is class-conditional (targeted): pass target= "
+                f"(classes 0..{self.num_classes - 1})"
+            )
         grad = None
         if self.generator.grad_input:  # __call__ has frozen the victim
             grad = input_gradient(model, x, y)
-        delta = self.perturbation(x, grad)
+        delta = self.perturbation(x, grad, target)
         if self.quietest:
-            delta = self._quietest(model, x, y, delta)
+            delta = self._quietest(model, x, y, delta, target)
         return x + delta
 
-    def _quietest(self, model: nn.Module, x: Tensor, y: Tensor, delta: Tensor) -> Tensor:
+    def _quietest(
+        self, model: nn.Module, x: Tensor, y: Tensor, delta: Tensor, target: Tensor | None = None
+    ) -> Tensor:
         """Each clip's ``delta`` rescaled to the highest SNR in the search range that fools."""
         eps = torch.finfo(torch.float32).tiny
         x_norm = x.float().norm(dim=1).clamp_min(eps)
@@ -358,7 +382,8 @@ class SSGANAttack(LearnedAttack):
 
         def fooled(snr: Tensor) -> Tensor:
             with torch.no_grad():
-                return model(at(snr)).argmax(1) != y
+                pred = model(at(snr)).argmax(1)
+            return pred != y if target is None else pred == target
 
         lo = torch.full_like(x_norm, self.search_min_snr_db)  # loudest: fools, if anything does
         hi = torch.full_like(x_norm, self.search_max_snr_db)

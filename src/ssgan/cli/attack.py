@@ -52,6 +52,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="float32",
         help="arithmetic of the generator (bfloat16: faster on CPUs with AVX512-BF16 and GPUs)",
     )
+    parser.add_argument(
+        "--target",
+        default=None,
+        metavar="CLASS",
+        help="class (name or index) a class-conditional generator (train gan --targeted) aims at",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     add_device_arg(parser)
     parser.set_defaults(func=run)
@@ -110,6 +116,8 @@ def run(args: argparse.Namespace) -> int:
         names = meta.get("class_names")
         class_names = list(names) if isinstance(names, list) else None
 
+    target_class = _target_class(args, attack, class_names)
+
     def name(index: int) -> Any:
         return class_names[index] if class_names and 0 <= index < len(class_names) else index
 
@@ -121,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
         record: dict[str, Any] = {"input": str(path), "output": str(target)}
         try:
             # Two streaming passes: memory does not grow with the file's length.
-            result = attack_file(attack, path, target, victim=victim)
+            result = attack_file(attack, path, target, victim=victim, target_class=target_class)
         except AudioError as exc:
             failed += 1
             record["error"] = str(exc)
@@ -142,3 +150,29 @@ def run(args: argparse.Namespace) -> int:
         tqdm.write(line, file=sys.stdout)
     atomic_write_text(args.out / "results.jsonl", "".join(line + "\n" for line in lines))
     return 1 if failed else 0
+
+
+def _target_class(
+    args: argparse.Namespace, attack: Any, class_names: list[str] | None
+) -> int | None:
+    """``--target`` as a class index, checked against the generator (class-conditional or not)."""
+    from ssgan.errors import SSGANError
+    from ssgan.targets import resolve_class
+    from ssgan.training.checkpoint import load_checkpoint
+
+    if attack.num_classes and args.target is None:
+        raise SSGANError(f"{args.generator}: a class-conditional generator needs --target CLASS")
+    if args.target is None:
+        return None
+    if not attack.num_classes:
+        raise SSGANError(f"{args.generator}: not class-conditional (train gan --targeted); "
+                         "drop --target")  # fmt: skip
+    if class_names is None:  # no --victim: the class names the GAN run recorded
+        _, meta, _ = load_checkpoint(args.generator, args.checkpoint)
+        names = meta.get("class_names")
+        class_names = list(names) if isinstance(names, list) else None
+    names = class_names or [str(i) for i in range(attack.num_classes)]
+    try:
+        return resolve_class(args.target, names)
+    except ValueError as exc:
+        raise SSGANError(f"--target: {exc}") from None

@@ -59,6 +59,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--limit", type=int, default=None, help="attack only the first N clips")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0, help="seed of the attack's generator")
+    parser.add_argument(
+        "--target",
+        default=None,
+        metavar="{random,least-likely,CLASS}",
+        help="targeted: aim every clip at a random other class, its least likely class, or "
+        "CLASS (name or index); writes the (true x target) success matrix",
+    )
+    parser.add_argument(
+        "--transfer-to",
+        nargs="+",
+        default=[],
+        metavar="RUN",
+        help="also score the adversarial clips on these victim runs (transfer.json)",
+    )
     parser.add_argument("--examples", type=int, default=4, help="examples shown in the report")
     parser.add_argument(
         "--transform",
@@ -176,6 +190,15 @@ def run(args: argparse.Namespace) -> int:
     with progress_bar(len(part), f"loading {part.name}") as bar:
         part.waveforms(progress=bar.update)
 
+    if args.target is not None:
+        if args.transfer_to:
+            raise SSGANError("--transfer-to scores untargeted attacks; drop --target")
+        return _run_targeted(args, attack, victim, part, victim_classes or part.class_names, out)
+    transfer_victims = _load_transfer_victims(args, victim_classes or list(part.class_names))
+    if transfer_victims:
+        from ssgan.transfer import CapturingAttack
+
+        attack = CapturingAttack(attack)
     config = attack.config() if hasattr(attack, "config") else {}
     meta = {
         "attack": args.attack,
@@ -209,6 +232,8 @@ def run(args: argparse.Namespace) -> int:
         transforms=transforms,
     )
     s = result.summary
+    if transfer_victims:
+        _write_transfer(args, attack, transfer_victims, out)
     if args.json:
         print(json.dumps(json_safe(s), indent=2, sort_keys=True))
     else:
@@ -226,4 +251,62 @@ def run(args: argparse.Namespace) -> int:
                 f"(kept {fmt(v['kept'], 'pct')} % of the ASR)"
             )
         print(f"report: {result.report_html}", file=sys.stdout)
+    return 0
+
+
+def _load_transfer_victims(args: argparse.Namespace, class_names: list[str]) -> dict[str, Any]:
+    """``--transfer-to`` runs loaded (same checkpoint choice), refusing other class lists."""
+    from ssgan.models.victim import load_victim
+
+    victims: dict[str, Any] = {}
+    for run in args.transfer_to:
+        model, meta = load_victim(run, device=args.device, checkpoint=args.victim_checkpoint)
+        names = list(meta.get("class_names") or [])
+        if names and names != list(class_names):
+            raise DatasetError(f"--transfer-to {run}: trained on other classes than --victim")
+        victims[str(run)] = model
+    return victims
+
+
+def _write_transfer(
+    args: argparse.Namespace, attack: Any, victims: dict[str, Any], out: Path
+) -> None:
+    from ssgan.evaluation import json_safe
+    from ssgan.report.markdown import format_value as fmt
+    from ssgan.training.checkpoint import atomic_write_json
+    from ssgan.transfer import score_transfer
+
+    scores = {run: score_transfer(attack.calls, model) for run, model in victims.items()}
+    atomic_write_json(out / "transfer.json", json_safe({"source": str(args.victim), **scores}))
+    for run, s in scores.items():
+        print(f"transfer to {run}: ASR {fmt(s['asr'], 'pct')} % of {s['n_right']} clips it "
+              f"gets right, MSNR {fmt(s['msnr_db'], 'db')} dB")  # fmt: skip
+
+
+def _run_targeted(
+    args: argparse.Namespace, attack: Any, victim: Any, part: Any, names: list[str], out: Path
+) -> int:
+    """``--target``: the targeted evaluation (ssgan.evaluation_targeted) instead of ASR."""
+    from ssgan.evaluation import json_safe
+    from ssgan.evaluation_targeted import evaluate_targeted
+    from ssgan.report.markdown import format_value as fmt
+    from ssgan.targets import parse_target
+
+    try:
+        target = parse_target(args.target, names)
+    except ValueError as exc:
+        raise SSGANError(f"--target: {exc}") from None
+    meta = {"attack": args.attack, "victim": str(args.victim), "dataset": part.name,
+            "split": args.split, "subset": args.subset, "limit": args.limit,
+            "attack_config": attack.config() if hasattr(attack, "config") else {}}  # fmt: skip
+    result = evaluate_targeted(attack, victim, part, target=target, generator_seed=args.seed,
+                               batch_size=args.batch_size, progress=True, out_dir=out,
+                               class_names=names, meta=meta)  # fmt: skip
+    s = result.summary
+    if args.json:
+        print(json.dumps(json_safe(s), indent=2, sort_keys=True))
+    else:
+        print(f"{s['n']} clips ({s['n_skipped']} skipped): targeted success "
+              f"{fmt(s['success_rate'], 'pct')} % of {s['n_right']} right clips, MSNR "
+              f"{fmt(s['msnr_db'], 'db')} dB; report: {result.report_md}")  # fmt: skip
     return 0

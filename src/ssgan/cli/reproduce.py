@@ -1,5 +1,6 @@
-"""``ssgan reproduce table2|table3|robustness``: the paper's tables and the robustness table
-(``ssgan.reproduce_robustness``) on real data, resumable stage by stage."""
+"""``ssgan reproduce table2|table3|robustness|transfer``: the paper's tables on real data, the
+robustness table (``ssgan.reproduce_robustness``), both resumable stage by stage, and the transfer
+matrix across victims."""
 
 from __future__ import annotations
 
@@ -113,6 +114,61 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--seed", type=int, default=0, help="seed of the attacks")
         add_device_arg(p)
         p.set_defaults(func=run)
+    _register_transfer(inner)
+
+
+def _register_transfer(inner: argparse._SubParsersAction) -> None:
+    from ssgan.reproduce_transfer import TRANSFER_ATTACKS
+
+    p = inner.add_parser(
+        "transfer",
+        help="transfer matrix: attacks made on each victim, scored on every victim",
+        description="Attack the test clips against each --victims run with SSGAN (one "
+        "--generators run per victim, same order), PGD and C&W; score every attack's clips on "
+        "every victim; write transfer.json, transfer.md and heat maps to --out.",
+    )
+    p.add_argument("--victims", nargs="+", required=True, type=Path, metavar="RUN_V")
+    p.add_argument("--generators", nargs="*", default=[], type=Path, metavar="RUN_G")
+    p.add_argument("--attacks", default=",".join(TRANSFER_ATTACKS),
+                   help="comma-separated subset of ssgan,pgd,cw")  # fmt: skip
+    p.add_argument("--attack-arg", action="append", default=[], metavar="ATTACK:KEY=VALUE",
+                   help="e.g. pgd:eps=0.002 (repeatable)")  # fmt: skip
+    p.add_argument("--dataset", default="esc10", choices=("esc10", "esc50", "urbansound8k"))
+    p.add_argument("--root", required=True, type=Path, help="dataset folder")
+    p.add_argument("--split", default="fold:5")
+    p.add_argument("--split-seed", type=int, default=0)
+    p.add_argument("--victim-checkpoint", choices=("best", "last"), default="last")
+    p.add_argument("--limit", type=int, default=None, help="only the first N test clips")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, type=Path)
+    add_device_arg(p)
+    p.set_defaults(func=run_transfer)
+
+
+def run_transfer(args: argparse.Namespace) -> int:
+    from ssgan.reproduce_transfer import TransferOptions, reproduce_transfer
+
+    attack_args: dict[str, list[str]] = {}
+    for item in args.attack_arg:
+        name, sep, pair = item.partition(":")
+        if not sep or "=" not in pair:
+            print(
+                f"ssgan: error: --attack-arg {item!r}: expected ATTACK:KEY=VALUE", file=sys.stderr
+            )
+            return 2
+        attack_args.setdefault(name, []).append(pair)
+    opts = TransferOptions(
+        victims=args.victims, out=args.out, root=args.root, dataset=args.dataset,
+        split=args.split, split_seed=args.split_seed, generators=args.generators,
+        attacks=tuple(a.strip() for a in args.attacks.split(",") if a.strip()),
+        attack_args=attack_args, victim_checkpoint=args.victim_checkpoint, limit=args.limit,
+        batch_size=args.batch_size, seed=args.seed, device=args.device,
+    )  # fmt: skip
+    md = reproduce_transfer(opts)
+    print(md.read_text(encoding="utf-8"))
+    print(f"transfer matrix written to {md}")
+    return 0
 
 
 def _robustness_args(p: argparse.ArgumentParser) -> None:

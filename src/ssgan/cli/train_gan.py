@@ -37,6 +37,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--profile", choices=tuple(PROFILES), default="cpu")
     parser.add_argument("--out", required=True, metavar="RUN_G", help="run directory")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out")
+    parser.add_argument(
+        "--targeted",
+        action="store_true",
+        help="one class-conditional G for every target (same as --set targeted=true)",
+    )
     add_device_arg(parser)
     parser.add_argument(
         "--set",
@@ -56,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
         config = PROFILES[args.profile]
         if args.segment_seconds is not None:
             config = dataclasses.replace(config, segment_seconds=args.segment_seconds)
+        if args.targeted:
+            config = dataclasses.replace(config, targeted=True)
         config = apply_overrides(config, args.overrides)
     except ValueError as exc:
         print(f"ssgan: error: {exc}", file=sys.stderr)

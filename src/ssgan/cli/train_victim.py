@@ -1,4 +1,5 @@
-"""``ssgan train victim``: train EnvNet or EnvNet-v2 on a dataset split (ssgan.training.victim)."""
+"""``ssgan train victim``: train EnvNet, EnvNet-v2 or the log-mel CNN on a dataset split
+(ssgan.training.victim)."""
 
 from __future__ import annotations
 
@@ -9,14 +10,14 @@ import sys
 from ssgan.cli.common import add_dataset_args, add_device_arg, dataset_from_args
 from ssgan.config import apply_overrides
 from ssgan.data import make_split
-from ssgan.models.envnet import MODELS
+from ssgan.models.registry import MODELS
 from ssgan.training.victim import PROFILES, get_profile, train_victim
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "victim",
-        help="train a victim classifier (EnvNet, EnvNet-v2)",
+        help="train a victim classifier (EnvNet, EnvNet-v2, log-mel CNN)",
         description="Train a victim with the official crop protocol; writes a run directory "
         "(config.json, metrics.jsonl, best/last checkpoints).",
     )

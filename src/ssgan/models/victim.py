@@ -229,7 +229,7 @@ def load_victim(
         CheckpointError: missing, truncated or corrupted files, or a checkpoint of another kind or
         architecture.
     """
-    from ssgan.models.envnet import MODELS
+    from ssgan.models.registry import MODELS
     from ssgan.training.checkpoint import load_checkpoint
 
     tensors, meta, _ = load_checkpoint(run_dir, checkpoint)
@@ -262,7 +262,8 @@ def load_victim(
             f"{Path(run_dir) / (checkpoint + '.safetensors')}: weights do not fit model "
             f"{name!r} ({first})"
         ) from None
-    clf = ClipClassifier(net, window=net.window, n_crops=int(meta.get("n_crops", 10)))
+    window = int(model_meta["window"])
+    clf = ClipClassifier(net, window=window, n_crops=int(meta.get("n_crops", 10)))
     clf.to(device)
     clf.eval()
     for p in clf.parameters():

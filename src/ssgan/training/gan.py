@@ -49,6 +49,7 @@ from ssgan.losses import discriminator_loss, generator_loss
 from ssgan.metrics import attack_success_rate, msnr_db, snr_db, success_mask
 from ssgan.models.discriminator import Discriminator
 from ssgan.models.generator import DEFAULT_MAX_DELTA, Generator
+from ssgan.targets import choose_targets
 from ssgan.training.checkpoint import (
     atomic_write_json,
     atomic_write_text,
@@ -99,6 +100,10 @@ class GANTrainConfig:
     fake_label_max: float = 0.1
     flip_prob: float = 0.05  # probability of swapping an example's real / fake label for D
     target_class: int | None = None  # None: untargeted; else every clip is pushed to this class
+    # One class-conditional G for every target: each G step aims each crop at a class drawn
+    # uniformly among the other classes (ssgan.targets); n_classes 0 = the victim's count.
+    targeted: bool = False
+    n_classes: int = 0
     g_channels: int = 8
     g_down: int = 2
     g_blocks: int = 4
@@ -197,6 +202,10 @@ class GANTrainConfig:
             raise ValueError(f"grad_crops={self.grad_crops!r}: must be >= 1 or None")
         if self.eot:
             eot_for(tuple(self.eot), self.eot_prob)  # ValueError naming a bad spec or prob
+        if self.targeted and self.target_class is not None:
+            raise ValueError(
+                "targeted=True (every target) and target_class (one) exclude each other"
+            )
         if self.crop_seconds is not None and self.crop_seconds < self.segment_seconds:
             raise ValueError(
                 f"crop_seconds={self.crop_seconds!r}: must be >= segment_seconds "
@@ -233,6 +242,7 @@ class GANTrainConfig:
             "loudness_range_db": self.loudness_range_db,
             "context": self.g_context,
             "grad_input": self.g_grad,
+            "num_classes": self.n_classes if self.targeted else 0,
         }
 
 
@@ -363,8 +373,10 @@ def d_step(
     real, fake = real.to(x.device), fake.to(x.device)
     state.D.train()
     grad = _victim_gradient(state, x, y, victim)
+    # D judges realism, whatever G aimed at: any class will do as the conditional G's target.
+    target = _any_class(state, batch)
     with torch.no_grad(), _autocast(x, cfg.bf16):
-        delta = _perturb(state.G, x, cfg.segment_samples, grad).float()
+        delta = _perturb(state.G, x, cfg.segment_samples, grad, target).float()
         x_adv = (x + delta).clamp(-1.0, 1.0)
     d_real = state.D(x)
     d_fake = state.D(x_adv)
@@ -388,14 +400,19 @@ def g_step(state: GANState, x: Tensor, y: Tensor, victim: nn.Module) -> dict[str
     """
     cfg = state.config
     labels = y.to(x.device, torch.long)
-    targeted = cfg.target_class is not None
-    if targeted:
+    targeted = cfg.target_class is not None or cfg.targeted
+    g_target = None
+    if cfg.targeted:
+        g_target = choose_targets("random", labels, n_classes=state.G.num_classes,
+                                  generator=state.rng)  # fmt: skip
+        labels = g_target
+    elif targeted:
         labels = torch.full_like(labels, int(cfg.target_class or 0))
     state.G.train()
     with victim_frozen(victim), _no_param_grads(state.D):
         grad = _victim_gradient(state, x, y, victim)
         with _autocast(x, cfg.bf16):
-            delta = _perturb(state.G, x, cfg.segment_samples, grad).float()
+            delta = _perturb(state.G, x, cfg.segment_samples, grad, g_target).float()
         x_adv = x + delta
         if cfg.gamma > 0:
             d_fake = state.D(x_adv).float()
@@ -437,18 +454,34 @@ def g_step(state: GANState, x: Tensor, y: Tensor, victim: nn.Module) -> dict[str
     return out
 
 
-def _perturb(G: Generator, x: Tensor, segment: int, grad: Tensor | None = None) -> Tensor:
+def _any_class(state: GANState, batch: int) -> Tensor | None:
+    """Uniform random classes for a class-conditional G (None for an unconditional one)."""
+    if not state.G.num_classes:
+        return None
+    return torch.randint(0, state.G.num_classes, (batch,), generator=state.rng)
+
+
+def _perturb(
+    G: Generator,
+    x: Tensor,
+    segment: int,
+    grad: Tensor | None = None,
+    target: Tensor | None = None,
+) -> Tensor:
     """``delta`` for training crops ``x``: G on the crop, or, for crops longer than one segment,
     on its t1 segments stitched back as ``SSGANAttack`` does at attack time. ``grad``: the
-    victim's input gradient at ``x``, for a ``grad_input`` generator (cut the same way)."""
+    victim's input gradient at ``x``, for a ``grad_input`` generator (cut the same way);
+    ``target``: the class-conditional G's target per crop."""
     if x.shape[1] <= segment:
-        return G(x, grad)
+        return G(x, grad, target=target)
     segs = sip.split_segments(x, segment)
     batch, n, _ = segs.shape
     flat_grad = None
     if grad is not None:
         flat_grad = sip.split_segments(grad, segment).reshape(batch * n, segment)
-    deltas = G(segs.reshape(batch * n, segment), flat_grad).reshape(batch, n, segment)
+    seg_target = None if target is None else target.repeat_interleave(n)
+    deltas = G(segs.reshape(batch * n, segment), flat_grad, target=seg_target)
+    deltas = deltas.reshape(batch, n, segment)
     return sip.stitch_segments(deltas, x.shape[1])
 
 
@@ -545,7 +578,8 @@ def validate(
         state.G, segment_seconds=cfg.segment_seconds, chunk_segments=cfg.chunk_segments
     )
     order = sorted(range(len(clips)), key=lambda i: clips[i].shape[-1])
-    ys, clean, adv, snrs = [], [], [], []
+    ys, clean, adv, snrs, aims = [], [], [], [], []
+    aim_rng = torch.Generator().manual_seed(0)  # the same targets at every validation
     state.G.eval()
     start = 0
     while start < len(order):
@@ -560,7 +594,11 @@ def validate(
         idx = order[start:stop]
         x = torch.stack([clips[i] for i in idx]).to(device)
         y = torch.tensor([labels[i] for i in idx], device=device)
-        x_adv = attack(victim, x, y)
+        aim = None
+        if cfg.targeted:
+            aim = choose_targets("random", y, n_classes=state.G.num_classes, generator=aim_rng)
+            aims.append(aim.cpu())
+        x_adv = attack(victim, x, y, target=aim)
         with victim_frozen(victim), torch.no_grad():
             clean.append(victim(x).argmax(1).cpu())
             adv.append(victim(x_adv).argmax(1).cpu())
@@ -573,6 +611,8 @@ def validate(
     target = None
     if cfg.target_class is not None:
         target = torch.full_like(y_all, cfg.target_class)
+    elif cfg.targeted:
+        target = torch.cat(aims)
     success = success_mask(y_all, c_all, a_all, target=target)
     return {
         "val/acc": float((c_all == y_all).double().mean()),
@@ -715,6 +755,15 @@ def _training_victim(victim: nn.Module, n_crops: int | None) -> nn.Module:
                           crop_batch=victim.crop_batch)  # fmt: skip
 
 
+def _victim_classes(victim: nn.Module, clip: Tensor) -> int:
+    """The victim's class count: its ``n_classes`` attribute, else one forward pass."""
+    n = getattr(victim, "n_classes", None)
+    if isinstance(n, int) and not isinstance(n, bool):
+        return n
+    with victim_frozen(victim), torch.no_grad():
+        return int(victim(clip[None].to(next(victim.parameters()).device)).shape[-1])
+
+
 def _run(
     config: GANTrainConfig,
     victim: nn.Module,
@@ -730,6 +779,8 @@ def _run(
     clips, labels = _clips_and_labels(train, "train")
     if not clips:
         raise ValueError("train: no clips to train on")
+    if config.targeted and not config.n_classes:
+        config = dataclasses.replace(config, n_classes=_victim_classes(victim, clips[0]))
     val_clips, val_labels = _clips_and_labels(val, "val") if val is not None else ([], [])
     if config.val_clips is not None:
         val_clips, val_labels = val_clips[: config.val_clips], val_labels[: config.val_clips]

@@ -42,7 +42,7 @@ from torch import nn
 from ssgan import SAMPLE_RATE
 from ssgan.config import from_dict, to_dict
 from ssgan.errors import CheckpointError, DatasetError, OutputError
-from ssgan.models.envnet import DEFAULT_WINDOWS, MODELS, build_model
+from ssgan.models.registry import DEFAULT_WINDOWS, MODELS, build_model
 from ssgan.models.victim import VICTIM_KIND, ClipClassifier, pad_clip, predict_clips
 from ssgan.training.checkpoint import (
     atomic_write_json,
@@ -63,7 +63,7 @@ _RESUME_MAY_CHANGE = frozenset({"num_threads", "eval_batch"})
 class VictimTrainConfig:
     """Hyperparameters of victim training. Defaults are the official EnvNet recipe."""
 
-    model: str = "envnet"  # "envnet" or "envnetv2"
+    model: str = "envnet"  # "envnet", "envnetv2" or "logmel" (ssgan.models.registry)
     window: int | None = None  # samples per crop; None = the model's 16 kHz default
     fc_width: int = 4096  # fc5/fc6 width; 4096 is the published network (smaller: tests only)
     epochs: int = 600  # official EnvNet on ESC-10/ESC-50 (opts.py)
@@ -185,7 +185,8 @@ _ENVNETV2_CHANGES: dict[str, dict[str, Any]] = {
 
 
 def get_profile(name: str, model: str = "envnet") -> VictimTrainConfig:
-    """The named profile for ``model`` (EnvNet-v2 gets its official lr schedule)."""
+    """The named profile for ``model`` (EnvNet-v2 gets its official lr schedule, the log-mel CNN
+    a 512-wide hidden layer)."""
     if name not in PROFILES:
         raise ValueError(f"profile={name!r}: expected one of {', '.join(PROFILES)}")
     if model not in MODELS:
@@ -193,6 +194,10 @@ def get_profile(name: str, model: str = "envnet") -> VictimTrainConfig:
     changes: dict[str, Any] = {"model": model}
     if model == "envnetv2":
         changes.update(_ENVNETV2_CHANGES.get(name, {}))
+    if model == "logmel":
+        # The log-mel CNN pools to 256 features; a 4096-wide hidden layer (EnvNet's published
+        # fc5) would hold 90 % of its weights. Its schedule is EnvNet's (not tuned separately).
+        changes["fc_width"] = 512
     return dataclasses.replace(PROFILES[name], **changes)
 
 
