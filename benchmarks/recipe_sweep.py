@@ -5,7 +5,8 @@ Each variant is one ``ssgan train gan`` command (the profile plus ``--set`` over
 validates on the held-out tenth of the training split (never the test split), as the CLI does;
 the row reports the best validation epoch's ASR and MSNR (chosen as ``train gan`` chooses
 ``best``), the last epoch's, the wall time of training, and Gaussian noise at the variant's SNR
-on the same validation clips (what loudness alone does).
+and one L2 gradient step (FGM) at the same SNR on the same validation clips (what loudness
+alone does, and what one victim gradient does).
 
 Usage (from the repository root):
     python benchmarks/recipe_sweep.py --victim runs/victim_esc10 --root ../shared/data/ESC-50 \\
@@ -108,28 +109,43 @@ def _quietest(args: argparse.Namespace, run_dir: Path) -> dict[str, float]:
     }
 
 
-def _noise_asr(
-    args: argparse.Namespace, snr: float | None, segment_seconds: float, seed: int = 0
+def _reference_asr(
+    args: argparse.Namespace,
+    kind: str,
+    snr: float | None,
+    segment_seconds: float,
+    seed: int = 0,
 ) -> float | None:
-    """ASR of Gaussian noise at exactly ``snr`` dB per ``segment_seconds`` segment on the
-    validation clips (the segments the variant's generator perturbs)."""
+    """Validation ASR of a reference direction at exactly ``snr`` dB per ``segment_seconds``
+    segment (the segments the variant's generator perturbs): ``kind="noise"``, Gaussian noise
+    (what loudness alone does); ``kind="fgm"``, the victim's cross-entropy input gradient on
+    the clip (one L2 gradient step, what an untrained gradient-informed G does)."""
     if snr is None:
         return None
+    from ssgan.attacks.base import input_gradient
     from ssgan.data import segments as sip
     from ssgan.metrics import attack_success_rate
     from ssgan.models.generator import scale_to_snr
     from ssgan.models.victim import load_victim
 
     victim, _ = load_victim(args.victim, checkpoint=args.victim_checkpoint)
+    for p in victim.parameters():
+        p.requires_grad_(False)
     val = _val_set(args)
     rng = torch.Generator().manual_seed(seed)
+    length = round(segment_seconds * 16000)
     ys, clean, adv = [], [], []
-    with torch.no_grad():
-        for x, y in zip(val.waveforms(), val.labels(), strict=True):
-            x = x[None].float()
-            segs = sip.split_segments(x, round(segment_seconds * 16000))[0]
-            noise = scale_to_snr(torch.randn(segs.shape, generator=rng), segs, snr)
-            x_adv = (x + sip.stitch_segments(noise[None], x.shape[1])).clamp(-1, 1)
+    for x, y in zip(val.waveforms(), val.labels(), strict=True):
+        x = x[None].float()
+        if kind == "noise":
+            direction = torch.randn(x.shape, generator=rng)
+        else:
+            direction = input_gradient(victim, x, torch.tensor([y]))
+        segs = sip.split_segments(x, length)[0]
+        d_segs = sip.split_segments(direction, length)[0]
+        delta = scale_to_snr(d_segs, segs, snr)
+        x_adv = (x + sip.stitch_segments(delta[None], x.shape[1])).clamp(-1, 1)
+        with torch.no_grad():
             ys.append(y)
             clean.append(int(victim(x).argmax(1)))
             adv.append(int(victim(x_adv).argmax(1)))
@@ -154,8 +170,11 @@ def _row(args: argparse.Namespace, name: str, run_dir: Path, wall: float | None)
         "last_val_msnr_db": last.get("val/msnr_db"),
         "train_fooled_last": last.get("g/fooled"),
         "val_curve": [(m["epoch"], m.get("val/asr")) for m in lines],
-        "noise_val_asr": _noise_asr(
-            args, snr if config["g_output"] == "snr" else None, config["segment_seconds"]
+        "noise_val_asr": _reference_asr(
+            args, "noise", snr if config["g_output"] == "snr" else None, config["segment_seconds"]
+        ),
+        "fgm_val_asr": _reference_asr(
+            args, "fgm", snr if config["g_output"] == "snr" else None, config["segment_seconds"]
         ),
         "quietest_val": _quietest(args, run_dir),
         "command": " ".join(_command(args, name, run_dir)),
@@ -169,13 +188,17 @@ def _fmt(v: Any, pct: bool = False) -> str:
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    out = ["| variant | steps | wall s | val ASR | val MSNR dB | last ASR | noise ASR "
-           "| + quietest: ASR | MSNR dB |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    out = [
+        "| variant | steps | wall s | val ASR | val MSNR dB | last ASR | noise ASR | FGM ASR "
+        "| + quietest: ASR | MSNR dB |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         out.append(
             f"| {r['variant']} | {r['steps']} | {r['wall_s']:.0f} | {_fmt(r['val_asr'], True)} "
             f"| {_fmt(r['val_msnr_db'])} | {_fmt(r['last_val_asr'], True)} "
-            f"| {_fmt(r['noise_val_asr'], True)} | {_fmt(r['quietest_val']['asr'], True)} "
+            f"| {_fmt(r['noise_val_asr'], True)} | {_fmt(r.get('fgm_val_asr'), True)} "
+            f"| {_fmt(r['quietest_val']['asr'], True)} "
             f"| {_fmt(r['quietest_val']['msnr_db'])} |"
         )
     return "\n".join(out)

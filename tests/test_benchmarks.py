@@ -209,4 +209,5 @@ def test_recipe_sweep(runs, tmp_path):
     assert row["variant"] == "snr30" and row["steps"] == 2
     assert "--set g_output=snr" in row["command"]
     assert 0.0 <= row["quietest_val"]["asr"] <= 1.0
+    assert 0.0 <= row["fgm_val_asr"] <= 1.0
     assert "| snr30 | 2 |" in out.with_suffix(".md").read_text()
