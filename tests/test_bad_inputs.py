@@ -299,13 +299,13 @@ OTHER: dict[str, tuple[Callable[[World, Path], list[str]], tuple[str, ...]]] = {
     "csv-not-text": (_csv_case("path,label\n\x00\x00\x00\n"), ("labels.csv",)),
     "attack-chunk-zero": (_attack("--chunk-segments", "0"), ("--chunk-segments=0",)),
     "attack-unknown-option": (_attack("--bogus"), ("--bogus",)),
-    "attack-bad-checkpoint-choice": (_attack("--checkpoint", "worst"), ("worst",)),
+    "attack-bad-checkpoint-choice": (_attack("--generator-checkpoint", "worst"), ("worst",)),
     "generator-missing": (_attack(generator="/nonexistent/run"), ("/nonexistent/run",)),
     "generator-is-a-victim": (
         lambda w, t: _attack(generator=str(w.victim))(w, t),
         ("best.json", "not an SSGAN checkpoint"),
     ),
-    "victim-is-a-gan": (_attack(victim="gan"), ("best.json", "not a victim checkpoint")),
+    "victim-is-a-gan": (_attack(victim="gan"), ("last.json", "not a victim checkpoint")),
     "generator-truncated-safetensors": (
         _truncated_run,
         ("best.safetensors", "truncated or corrupted"),

@@ -137,7 +137,7 @@ def test_truncated_weights_give_a_clear_error(run_dir: Path, tmp_path: Path) -> 
     data = (broken / "best.safetensors").read_bytes()
     (broken / "best.safetensors").write_bytes(data[: len(data) // 2])
     with pytest.raises(CheckpointError, match="truncated or corrupted"):
-        load_victim(broken)
+        load_victim(broken, checkpoint="best")
 
 
 def test_missing_checkpoint_and_wrong_model(run_dir: Path, tmp_path: Path) -> None:
@@ -150,11 +150,11 @@ def test_missing_checkpoint_and_wrong_model(run_dir: Path, tmp_path: Path) -> No
     meta["model"]["window"] = 24_180
     (wrong / "best.json").write_text(json.dumps(meta))
     with pytest.raises(CheckpointError, match="do not fit model 'envnetv2'"):
-        load_victim(wrong)
+        load_victim(wrong, checkpoint="best")
     meta["model"]["name"] = "vgg"
     (wrong / "best.json").write_text(json.dumps(meta))
     with pytest.raises(CheckpointError, match="unknown model 'vgg'"):
-        load_victim(wrong)
+        load_victim(wrong, checkpoint="best")
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,11 @@ from typing import Any
 
 from tqdm import tqdm
 
-from ssgan.cli.common import add_device_arg
+from ssgan.cli.common import (
+    add_device_arg,
+    add_generator_checkpoint_arg,
+    add_victim_checkpoint_arg,
+)
 from ssgan.errors import AudioError, OutputError
 from ssgan.streaming import OUTPUT_FORMATS, output_format
 
@@ -49,7 +53,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="output format (default: the input's, flac for .flac inputs, else wav)",
     )
-    parser.add_argument("--checkpoint", choices=("best", "last"), default="best")
+    add_generator_checkpoint_arg(parser)
+    add_victim_checkpoint_arg(parser)
     parser.add_argument(
         "--overlap", action="store_true", help="crossfade half-overlapping segments"
     )
@@ -108,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
     outputs = plan_outputs(list(args.inputs), args.out, overwrite=args.overwrite, fmt=args.format)
     attack = SSGANAttack.from_run(
         args.generator,
-        checkpoint=args.checkpoint,
+        checkpoint=args.generator_checkpoint,
         overlap=args.overlap,
         chunk_segments=args.chunk_segments,
         device=args.device,
@@ -119,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     if args.victim is not None:
         from ssgan.models.victim import load_victim
 
-        victim, meta = load_victim(args.victim, args.device)
+        victim, meta = load_victim(args.victim, args.device, checkpoint=args.victim_checkpoint)
         names = meta.get("class_names")
         class_names = list(names) if isinstance(names, list) else None
 

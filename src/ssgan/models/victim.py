@@ -211,14 +211,15 @@ def predict_clips(
 
 
 def load_victim(
-    run_dir: str | Path, device: str | torch.device = "cpu", *, checkpoint: str = "best"
+    run_dir: str | Path, device: str | torch.device = "cpu", *, checkpoint: str = "last"
 ) -> tuple[ClipClassifier, dict[str, Any]]:
     """Load a victim trained by ``ssgan train victim`` (no unpickling: safetensors + JSON).
 
     Args:
         run_dir: the run directory.
         device: where to put the model.
-        checkpoint: ``"best"`` (highest test accuracy) or ``"last"``.
+        checkpoint: ``"last"`` (the final weights, default) or ``"best"`` (the epoch with the
+            highest accuracy on the run's test split: a choice made on test data).
 
     Returns:
         ``(ClipClassifier in eval mode with frozen weights, meta)``; ``meta`` holds ``class_names``,

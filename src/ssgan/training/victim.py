@@ -363,6 +363,7 @@ def _meta(
         "n_crops": config.n_crops,
         "dataset": info.get("dataset"),
         "split": info.get("split"),
+        "split_seed": info.get("split_seed"),
         "seed": config.seed,
         "accuracy": accuracy,
         "epoch": state.epoch,
