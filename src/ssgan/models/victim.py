@@ -16,7 +16,9 @@ respect to the waveform, so every attack and every metric sees the function the 
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -269,3 +271,25 @@ def load_victim(
     for p in clf.parameters():
         p.requires_grad_(False)
     return clf, meta
+
+
+@contextlib.contextmanager
+def victim_frozen(model: nn.Module) -> Iterator[nn.Module]:
+    """Run ``model`` in eval mode with ``requires_grad=False`` weights; restore both afterwards.
+
+    Every submodule's own ``training`` flag is restored (a model may mix modes), and existing
+    ``.grad`` fields of the weights are left untouched (none are created).
+    """
+    modes = [(m, m.training) for m in model.modules()]
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    try:
+        model.eval()
+        for p, _ in flags:
+            p.requires_grad_(False)
+        with torch.enable_grad():
+            yield model
+    finally:
+        for m, training in modes:
+            m.training = training
+        for p, flag in flags:
+            p.requires_grad_(flag)
