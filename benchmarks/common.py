@@ -174,8 +174,8 @@ def add_common_args(parser: argparse.ArgumentParser, *, generator: bool = True) 
     parser.add_argument(
         "--checkpoint",
         choices=("best", "last"),
-        default="best",
-        help="checkpoint of the victim and generator runs (the tables use 'last')",
+        default="last",
+        help="checkpoint of the victim and generator runs (default last, as the tables)",
     )
     parser.add_argument("--out", metavar="FILE.json", help="write the results as JSON here")
     parser.add_argument("--quick", action="store_true", help="tiny settings (seconds; for tests)")

@@ -79,12 +79,11 @@ def _generator_pulls(
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from ssgan.attacks.base import victim_frozen
     from ssgan.data import make_split
     from ssgan.data.segments import random_crops
     from ssgan.losses import margin_loss
     from ssgan.metrics import snr_db
-    from ssgan.models.victim import load_victim
+    from ssgan.models.victim import load_victim, victim_frozen
 
     v_dir, _ = common.ensure_runs(
         args.victim, None, work=args.work, victim_set=args.victim_set, gan_set=[],

@@ -153,10 +153,9 @@ def gan_anatomy(
 ) -> dict[str, Any]:
     import dataclasses
 
-    from ssgan.attacks.base import victim_frozen
     from ssgan.data.segments import random_crops
     from ssgan.losses import generator_loss
-    from ssgan.models.victim import ClipClassifier
+    from ssgan.models.victim import ClipClassifier, victim_frozen
     from ssgan.training.gan import PROFILES, d_step, g_step, make_state
 
     config = PROFILES[args.profile]

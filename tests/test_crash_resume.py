@@ -135,8 +135,10 @@ def _crash_and_resume(cmd_for, out: Path, *, gan: bool = False) -> int:
     # Killed during the 2nd checkpoint write; right after start-up; during the next write.
     plan = [(2, 0.0), (None, 1.0), (1, 0.0)]
     for number, after in plan:
-        # The GAN trainer (unlike the victim's) refuses --resume before its first checkpoint
-        # (last.json) exists and accepts a plain restart then: nothing was lost yet.
+        # Before the GAN's first checkpoint is complete a plain restart is used. --resume would
+        # start fresh when nothing is on disk yet, but a kill inside the first checkpoint write
+        # (weights written, last.json not yet) makes it refuse ("last.json: missing, but
+        # checkpoint files exist"), while the victim trainer resumes from any state.
         cmd = cmd_for(out) + (["--resume"] if _resumable(out, gan) else [])
         kills += _run_until(cmd, out, tmp_number=number, after_s=after)
     resume = ["--resume"] if _resumable(out, gan) else []

@@ -170,23 +170,26 @@ def test_cli_evaluate_attack_end_to_end(tmp_path: Path, capsys) -> None:
     cfg = VictimTrainConfig(
         window=ENVNET_MIN_WINDOW, fc_width=32, epochs=1, batch_size=8, n_crops=2, seed=0
     )
-    train_victim(cfg, train, test, tmp_path / "victim", progress=False)
+    info = {"dataset": "esc10", "split": "fold:5", "split_seed": 0}  # as `ssgan train victim`
+    train_victim(cfg, train, test, tmp_path / "victim", progress=False, dataset_info=info)
     out = tmp_path / "eval"
-    argv = ["evaluate", "--attack", "fgsm", "--attack-arg", "eps=0.01", "--victim",
-            str(tmp_path / "victim"), "--dataset", "esc10", "--root", "bundled", "--split",
-            "fold:5", "--limit", "2", "--examples", "1", "--out", str(out), "--json"]  # fmt: skip
+    # --split defaults to the victim's own (fold:5), --victim-checkpoint to last.
+    argv = ["evaluate", "attack", "--attack", "fgsm", "--attack-arg", "eps=0.01", "--victim",
+            str(tmp_path / "victim"), "--dataset", "esc10", "--root", "bundled",
+            "--limit", "2", "--examples", "1", "--out", str(out), "--json"]  # fmt: skip
     assert main(argv) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["n"] == 2 and summary["attack"] == "fgsm"
     assert summary["attack_config"]["eps"] == 0.01
     assert summary["subset"] == "test" and summary["split"] == "fold:5"
+    assert summary["split_seed"] == 0 and summary["victim_checkpoint"] == "last"
     assert len(read_records(out)) == 2 and (out / "report.html").is_file()
     # A second run refuses to overwrite, as one line, exit 1; --overwrite replaces.
     assert main(argv) == 1
     assert "--overwrite" in capsys.readouterr().err
-    assert main([*argv, "--overwrite", "--victim-checkpoint", "last"]) == 0
-    assert json.loads(capsys.readouterr().out)["victim_checkpoint"] == "last"
+    assert main([*argv, "--overwrite", "--victim-checkpoint", "best"]) == 0
+    assert json.loads(capsys.readouterr().out)["victim_checkpoint"] == "best"
     # A bad attack setting is a one-line error naming it.
-    bad = [*argv[:3], "--attack-arg", "epz=1", *argv[5:], "--overwrite"]
+    bad = [*argv[:4], "--attack-arg", "epz=1", *argv[6:], "--overwrite"]
     assert main(bad) == 1
     assert "'epz'" in capsys.readouterr().err

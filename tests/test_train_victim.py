@@ -137,7 +137,7 @@ def test_truncated_weights_give_a_clear_error(run_dir: Path, tmp_path: Path) -> 
     data = (broken / "best.safetensors").read_bytes()
     (broken / "best.safetensors").write_bytes(data[: len(data) // 2])
     with pytest.raises(CheckpointError, match="truncated or corrupted"):
-        load_victim(broken)
+        load_victim(broken, checkpoint="best")
 
 
 def test_missing_checkpoint_and_wrong_model(run_dir: Path, tmp_path: Path) -> None:
@@ -150,11 +150,11 @@ def test_missing_checkpoint_and_wrong_model(run_dir: Path, tmp_path: Path) -> No
     meta["model"]["window"] = 24_180
     (wrong / "best.json").write_text(json.dumps(meta))
     with pytest.raises(CheckpointError, match="do not fit model 'envnetv2'"):
-        load_victim(wrong)
+        load_victim(wrong, checkpoint="best")
     meta["model"]["name"] = "vgg"
     (wrong / "best.json").write_text(json.dumps(meta))
     with pytest.raises(CheckpointError, match="unknown model 'vgg'"):
-        load_victim(wrong)
+        load_victim(wrong, checkpoint="best")
 
 
 @pytest.mark.parametrize(
@@ -193,12 +193,13 @@ def test_lr_schedule_is_the_official_one() -> None:
     )
 
 
-def test_rank_slices_partition_the_epoch() -> None:
-    parts = [
-        torch.cat(epoch_batches(20, 4, torch.Generator().manual_seed(0), rank=r, world_size=2))
-        for r in (0, 1)
-    ]
-    assert sorted(torch.cat(parts).tolist()) == list(range(20))
+def test_epoch_batches_cover_each_clip_once_and_drop_a_single_clip_batch() -> None:
+    batches = epoch_batches(21, 4, torch.Generator().manual_seed(0))
+    assert [len(b) for b in batches] == [4] * 5  # the 21st clip alone would be a batch of 1
+    seen = torch.cat(batches).tolist()
+    assert len(set(seen)) == 20 and set(seen) <= set(range(21))
+    again = epoch_batches(21, 4, torch.Generator().manual_seed(0))
+    assert all(torch.equal(a, b) for a, b in zip(batches, again, strict=True))
 
 
 def test_make_batch_is_seeded_and_window_long() -> None:

@@ -176,7 +176,7 @@ def test_load_victim_missing_run(tmp_path) -> None:
 def test_load_victim_refuses_another_kind(tmp_path) -> None:
     from ssgan.training.checkpoint import save_checkpoint
 
-    save_checkpoint(tmp_path, "best", {"G.w": torch.zeros(2)}, {"kind": "ssgan-gan"})
+    save_checkpoint(tmp_path, "last", {"G.w": torch.zeros(2)}, {"kind": "ssgan-gan"})
     with pytest.raises(CheckpointError, match="not a victim checkpoint"):
         load_victim(tmp_path)
 

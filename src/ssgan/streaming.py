@@ -10,15 +10,20 @@ perturbation, adversarial), so files are processed in two streaming passes inste
    segment (the fill of the last segment) and the checks of ``ssgan.audio.load_audio`` (NaN/Inf,
    silence, truncation).
 2. **attack**: decode and resample again, cut the normalised signal into blocks of exactly
-   ``chunk_segments`` segments -- the batches ``SSGANAttack.perturbation`` feeds G -- so every
-   sample equals the in-memory path ``clip(x + G(x), -1, 1) * peak``; the last segment is filled
-   with the clip's own audio repeated from its start, as ``ssgan.data.segments.split_segments``
-   does. Blocks are written to a temporary file that is renamed when complete. The SNR comes
-   from running sums of ``x**2`` and ``delta**2`` (float64).
+   ``chunk_segments`` segments -- the batches ``SSGANAttack.perturbation`` feeds G -- so the
+   perturbation equals the in-memory path's ``clip(x + G(x), -1, 1) - x``; the last segment is
+   filled with the clip's own audio repeated from its start, as
+   ``ssgan.data.segments.split_segments`` does. The perturbation, scaled back to the file's level,
+   is resampled to the input's own rate (``soxr.ResampleStream`` again) and added to every
+   channel of the original samples, read in step from a second handle; the output keeps the
+   input's rate, channel count and (where the format stores it) sample format. Blocks go to a
+   temporary file that is renamed when complete. The SNR comes from running sums of ``x**2`` and
+   ``delta**2`` (float64) at 16 kHz, as the paper measures it.
 
 A victim's clip-level prediction only needs the ``n_crops`` windows of the 10-crop protocol
 (``ssgan.models.victim.crop_starts``), so those windows are collected on the way and the victim
-never sees the whole clip at once.
+never sees the whole clip at once. The adversarial decision is taken on the written file read back
+through the same loader, so it is the decision a user who plays that file to the victim gets.
 
 Peak memory is O(chunk_segments * segment + block_frames * channels), independent of the file's
 length. Clips shorter than one segment plus one victim window, and ``overlap=True`` (whose
@@ -42,16 +47,34 @@ import torch.nn.functional as F
 from ssgan import SAMPLE_RATE
 from ssgan.attacks.ssgan import SSGANAttack
 from ssgan.audio import SILENCE_PEAK, _short, open_audio
-from ssgan.errors import AudioError
+from ssgan.errors import AudioError, OutputError
 from ssgan.models.victim import ClipClassifier, crop_starts
 from ssgan.training.checkpoint import atomic_write
 
-__all__ = ["ScanInfo", "StreamResult", "attack_file", "iter_mono_blocks", "scan_audio"]
+__all__ = [
+    "OUTPUT_FORMATS",
+    "ScanInfo",
+    "StreamResult",
+    "attack_file",
+    "file_logits",
+    "iter_frame_blocks",
+    "iter_mono_blocks",
+    "output_format",
+    "output_subtype",
+    "scan_audio",
+]
 
 logger = logging.getLogger(__name__)
 
 #: Frames decoded per read (per channel); ~1.5 MB for stereo float32.
 DEFAULT_BLOCK_FRAMES = 1 << 16
+
+#: Output format families of ``attack_file`` (name -> libsndfile format).
+OUTPUT_FORMATS = {"wav": "WAV", "flac": "FLAC"}
+_WRITABLE_SUBTYPES = {
+    "wav": ("PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE"),
+    "flac": ("PCM_16", "PCM_24"),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,10 +85,12 @@ class ScanInfo:
         path: the file.
         sample_rate_in: the file's own rate (Hz).
         channels: the file's channel count.
-        frames_in: frames decoded at the file's rate.
+        frames_in: frames at the file's rate (0 where the header only estimates it: MP3/OGG).
         n_samples: samples after resampling to 16 kHz.
         peak: absolute maximum of the 16 kHz mono signal (before normalisation).
         head: the first ``min(head_samples, n_samples)`` samples of that signal (unnormalised).
+        subtype: the file's sample format (``"PCM_16"``, ``"FLOAT"``, ...).
+        format: the file's container (``"WAV"``, ``"FLAC"``, ...).
     """
 
     path: Path
@@ -75,19 +100,54 @@ class ScanInfo:
     n_samples: int
     peak: float
     head: np.ndarray
+    subtype: str = ""
+    format: str = ""
 
 
 @dataclasses.dataclass
 class StreamResult:
-    """The outcome of ``attack_file``: seconds, SNR (dB) and optional victim logits ``(1, C)``."""
+    """The outcome of ``attack_file``: seconds, SNR (dB), the written file's rate and channels,
+    and optional victim logits ``(1, C)`` (clean input; written file read back)."""
 
     seconds: float
     n_samples: int
     peak: float
     snr_db: float
+    sample_rate: int
+    channels: int
     clean_logits: torch.Tensor | None = None
     adv_logits: torch.Tensor | None = None
     streamed: bool = True
+
+
+def iter_frame_blocks(
+    handle: sf.SoundFile, path: Path, *, block_frames: int = DEFAULT_BLOCK_FRAMES
+) -> Iterator[np.ndarray]:
+    """Yield an open file's frames as checked float32 blocks ``(n, channels)`` to its end.
+
+    Raises ``AudioError`` naming ``path`` for unreadable, truncated, sample-less or NaN/Inf
+    audio.
+    """
+    if not isinstance(block_frames, int) or block_frames < 1:
+        raise ValueError(f"block_frames={block_frames!r}: must be a positive integer")
+    declared = int(handle.frames)
+    check_count = handle.format not in ("MP3", "OGG") and declared > 0
+    decoded = 0
+    while True:
+        try:
+            data = handle.read(block_frames, dtype="float32", always_2d=True)
+        except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+            raise AudioError(path, f"truncated or corrupted ({_short(exc)})") from None
+        if data.shape[0] == 0:
+            break
+        decoded += data.shape[0]
+        if not np.all(np.isfinite(data)):
+            raise AudioError(path, "contains NaN or Inf samples")
+        yield data
+    if decoded == 0:
+        raise AudioError(path, "no samples (empty audio stream)")
+    if check_count and decoded < declared:
+        raise AudioError(path, f"truncated ({decoded} of {declared} frames decoded)")
 
 
 def iter_mono_blocks(
@@ -107,24 +167,12 @@ def iter_mono_blocks(
     path = Path(path)
     with open_audio(path) as handle:
         rate = int(handle.samplerate)
-        declared = int(handle.frames)
-        check_count = handle.format not in ("MP3", "OGG") and declared > 0
         stream = (
             None
             if rate == sample_rate
             else soxr.ResampleStream(rate, sample_rate, 1, dtype="float32", quality="HQ")
         )
-        decoded = 0
-        while True:
-            try:
-                data = handle.read(block_frames, dtype="float32", always_2d=True)
-            except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-                raise AudioError(path, f"truncated or corrupted ({_short(exc)})") from None
-            if data.shape[0] == 0:
-                break
-            decoded += data.shape[0]
-            if not np.all(np.isfinite(data)):
-                raise AudioError(path, "contains NaN or Inf samples")
+        for data in iter_frame_blocks(handle, path, block_frames=block_frames):
             mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
             mono = np.ascontiguousarray(mono)
             if stream is None:
@@ -133,10 +181,6 @@ def iter_mono_blocks(
                 out = stream.resample_chunk(mono, last=False)
                 if out.size:
                     yield out.astype(np.float32, copy=False)
-        if decoded == 0:
-            raise AudioError(path, "no samples (empty audio stream)")
-        if check_count and decoded < declared:
-            raise AudioError(path, f"truncated ({decoded} of {declared} frames decoded)")
         if stream is not None:
             tail = stream.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
             if tail.size:
@@ -175,8 +219,11 @@ def scan_audio(
         raise AudioError(path, f"silent (peak {peak:.2e} < {SILENCE_PEAK:g})")
     with sf.SoundFile(str(path)) as handle:
         rate, channels, frames = int(handle.samplerate), int(handle.channels), int(handle.frames)
+        subtype, fmt = str(handle.subtype), str(handle.format)
+    if fmt in ("MP3", "OGG"):
+        frames = 0  # an estimate only for compressed streams
     head = np.concatenate(head_parts) if head_parts else np.zeros(0, dtype=np.float32)
-    return ScanInfo(path, rate, channels, frames, n, peak, head)
+    return ScanInfo(path, rate, channels, frames, n, peak, head, subtype, fmt)
 
 
 def _fixed_blocks(blocks: Iterator[np.ndarray], size: int) -> Iterator[np.ndarray]:
@@ -238,35 +285,121 @@ def _snr(sum_x2: float, sum_d2: float) -> float:
     return 10.0 * math.log10(sum_x2 / sum_d2)
 
 
-def _write_in_memory(
-    attack: SSGANAttack,
+def output_format(path: str | Path, requested: str | None = None) -> str:
+    """The output format family for input ``path``: ``requested`` if given, else the input's own
+    (``"flac"`` for a ``.flac`` input, ``"wav"`` for everything else)."""
+    if requested is not None:
+        if requested not in OUTPUT_FORMATS:
+            raise ValueError(f"format={requested!r}: expected one of {sorted(OUTPUT_FORMATS)}")
+        return requested
+    return "flac" if Path(path).suffix.lower() == ".flac" else "wav"
+
+
+def output_subtype(input_subtype: str, fmt: str) -> str:
+    """The input's sample format if ``fmt`` can store it, else 16-bit PCM."""
+    return input_subtype if input_subtype in _WRITABLE_SUBTYPES[fmt] else "PCM_16"
+
+
+def _upsampled(blocks: Iterator[np.ndarray], rate: int) -> Iterator[np.ndarray]:
+    """16 kHz blocks resampled to ``rate`` with ``soxr.ResampleStream`` (same samples as
+    ``soxr.resample`` on the whole signal)."""
+    if rate == SAMPLE_RATE:
+        yield from blocks
+        return
+    stream = soxr.ResampleStream(SAMPLE_RATE, rate, 1, dtype="float32", quality="HQ")
+    for block in blocks:
+        out = stream.resample_chunk(np.ascontiguousarray(block, dtype=np.float32), last=False)
+        if out.size:
+            yield out
+    tail = stream.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
+    if tail.size:
+        yield tail
+
+
+class _Taker:
+    """Hands out exactly ``n`` samples at a time from an iterator of variable blocks."""
+
+    def __init__(self, blocks: Iterator[np.ndarray]) -> None:
+        self.blocks = blocks
+        self.pending = np.zeros(0, dtype=np.float32)
+
+    def take(self, n: int) -> np.ndarray:
+        """The next ``n`` samples, zero-filled if the blocks run out (a sample or two of
+        rounding between the rates)."""
+        parts = [self.pending]
+        have = self.pending.size
+        while have < n:
+            block = next(self.blocks, None)
+            if block is None:
+                parts.append(np.zeros(n - have, dtype=np.float32))
+                have = n
+                break
+            parts.append(block)
+            have += block.size
+        joined = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        self.pending = joined[n:]
+        return joined[:n]
+
+    def drain(self) -> int:
+        """Run the blocks to their end (their checks and running sums); samples left over."""
+        return self.pending.size + sum(block.size for block in self.blocks)
+
+
+def _write_at_input_rate(
     path: Path,
     target: Path,
-    victim: ClipClassifier | None,
+    delta_blocks: Iterator[np.ndarray],
+    info: ScanInfo,
+    *,
+    fmt: str,
     subtype: str,
-    device: torch.device,
-    target_class: int | None = None,
-) -> StreamResult:
-    from ssgan.audio import load_audio_with_peak, save_audio
+    block_frames: int,
+) -> None:
+    """Write ``clip(original + upsample(delta), -1, 1)`` at the input's rate and channels.
 
-    x_np, peak = load_audio_with_peak(path)
-    x = torch.from_numpy(x_np)[None].to(device)
-    aim = None if target_class is None else torch.tensor([target_class])
-    x_adv = (x + attack.perturbation(x, target=aim)).clamp(-1.0, 1.0)
-    save_audio(target, (x_adv[0].cpu() * peak).numpy(), subtype=subtype)
-    x64, d64 = x.double().cpu(), (x_adv - x).double().cpu()
-    result = StreamResult(
-        seconds=x.shape[1] / SAMPLE_RATE,
-        n_samples=x.shape[1],
-        peak=peak,
-        snr_db=_snr(float((x64**2).sum()), float((d64**2).sum())),
-        streamed=False,
-    )
-    if victim is not None:
-        with torch.no_grad():
-            result.clean_logits = victim(x).cpu()
-            result.adv_logits = victim(x_adv).cpu()
-    return result
+    ``delta_blocks`` is the 16 kHz mono perturbation in the file's units (not normalised); it is
+    resampled to the input's rate and added to every channel of the original samples.
+    """
+    rate = info.sample_rate_in
+    slack = 2 + math.ceil(rate / SAMPLE_RATE)  # rounding of the lengths at two rate changes
+
+    def write(tmp: Path) -> None:
+        try:
+            out = sf.SoundFile(
+                str(tmp), "w", samplerate=rate, channels=info.channels, subtype=subtype,
+                format=OUTPUT_FORMATS[fmt],
+            )  # fmt: skip
+        except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+            raise OutputError(
+                f"{target}: cannot write {fmt.upper()} at {rate} Hz, {info.channels} channel(s), "
+                f"{subtype} ({_short(exc)})"
+            ) from None
+        taker = _Taker(_upsampled(delta_blocks, rate))
+        frames = 0
+        with out, open_audio(path) as source:
+            for data in iter_frame_blocks(source, path, block_frames=block_frames):
+                delta = taker.take(data.shape[0])
+                out.write(np.clip(data + delta[:, None], -1.0, 1.0))
+                frames += data.shape[0]
+        left = taker.drain()
+        if left > slack or (frames != info.frames_in and info.frames_in > 0):
+            raise AudioError(path, "changed while being read (length differs)")
+
+    atomic_write(target, write)
+
+
+def file_logits(
+    victim: ClipClassifier, path: str | Path, *, block_frames: int = DEFAULT_BLOCK_FRAMES
+) -> torch.Tensor:
+    """The victim's clip logits ``(1, C)`` for ``path`` as the normal loader reads it
+    (``ssgan.audio.load_audio``: mono, 16 kHz, peak-normalised), in bounded memory."""
+    info = scan_audio(path, block_frames=block_frames)
+    crops = _CropCollector(victim, info.n_samples)
+    offset = 0
+    for block in iter_mono_blocks(path, block_frames=block_frames):
+        crops.add(torch.from_numpy((block / info.peak).astype(np.float32, copy=False)), offset)
+        offset += block.size
+    return _victim_logits(victim, crops.crops)
 
 
 def attack_file(
@@ -276,103 +409,130 @@ def attack_file(
     *,
     victim: ClipClassifier | None = None,
     block_frames: int = DEFAULT_BLOCK_FRAMES,
-    subtype: str = "PCM_16",
+    subtype: str | None = None,
     target_class: int | None = None,
 ) -> StreamResult:
-    """Write the SSGAN adversarial version of ``path`` to ``target`` (16 kHz, input's level).
+    """Write the SSGAN adversarial version of ``path`` to ``target`` at the input's own sample
+    rate, channel count and level.
 
-    Samples equal ``clip(x + attack.perturbation(x), -1, 1) * peak`` of the in-memory path
-    (``x`` the peak-normalised 16 kHz clip), but memory does not grow with the file's length.
-    ``target`` appears only when complete (temp file + fsync + rename).
+    The perturbation is made where G works: ``delta = clip(x + attack.perturbation(x), -1, 1)
+    - x`` on ``x``, the peak-normalised 16 kHz mono clip (what ``load_audio`` gives). It is
+    scaled back to the file's level, resampled to the input's rate (soxr) and added to every
+    channel of the original samples: ``out = clip(original + upsample(delta * peak), -1, 1)``.
+    Memory does not grow with the file's length. ``target`` appears only when complete (temp
+    file + fsync + rename).
 
     Args:
         attack: a fitted ``SSGANAttack`` (``chunk_segments`` sets the block size).
         path: input audio file (any rate / channels soundfile reads).
-        target: output ``.wav`` or ``.flac`` path.
-        victim: optional ``ClipClassifier``; its clean and adversarial 10-crop logits are returned.
+        target: output path; ``.wav`` or ``.flac`` sets the format.
+        victim: optional ``ClipClassifier``; its logits on the clean input and on ``target``
+            as read back through the normal loader are returned.
         block_frames: frames decoded per read.
-        subtype: output sample format (see ``ssgan.audio.save_audio``).
+        subtype: output sample format (``None``: the input's, if the format stores it, else
+            ``PCM_16``).
         target_class: the class a class-conditional generator aims at (``None`` otherwise).
+
+    Returns:
+        A ``StreamResult``; ``snr_db`` is paper eq. 10 on the normalised 16 kHz clip.
 
     Raises:
         AudioError: the input cannot be used (naming the file and the reason).
+        OutputError: ``target`` cannot be written in that format / subtype.
     """
     if not isinstance(attack, SSGANAttack):
         raise TypeError(f"attack must be an SSGANAttack, got {type(attack).__name__}")
     if victim is not None and not isinstance(victim, ClipClassifier):
         raise TypeError(f"victim must be a ClipClassifier, got {type(victim).__name__}")
-    if attack.generator.grad_input:
+    if attack.grad_input:
         raise ValueError(
             "a generator that reads the victim's gradient cannot stream: the gradient needs the "
             "whole clip through the victim (attack it in memory with attack(victim, x, y))"
         )
     path, target = Path(path), Path(target)
-    formats = {".wav": "WAV", ".flac": "FLAC"}
-    if target.suffix.lower() not in formats:
+    suffixes = {f".{name}": name for name in OUTPUT_FORMATS}
+    if target.suffix.lower() not in suffixes:
         raise ValueError(f"{target}: unsupported output format (use .wav or .flac)")
-    g = attack.generator
-    g_device = next(g.parameters()).device
+    fmt = suffixes[target.suffix.lower()]
+    if subtype is not None and subtype not in _WRITABLE_SUBTYPES[fmt]:
+        raise ValueError(
+            f"subtype={subtype!r}: {fmt} stores one of {sorted(_WRITABLE_SUBTYPES[fmt])}"
+        )
+    attack._require_fitted()
     length = attack.segment_samples
-    chunk = attack.chunk_segments
     window = victim.window if victim is not None else 0
     info = scan_audio(path, head_samples=length, block_frames=block_frames)
-    total = info.n_samples
-    if attack.overlap or total <= length + window:
-        # The crossfade spans chunk borders / a tiny clip fits in memory anyway.
-        return _write_in_memory(attack, path, target, victim, subtype, g_device, target_class)
-    attack._require_fitted()
-    peak = info.peak
-    head = torch.from_numpy((info.head / peak).astype(np.float32, copy=False))
-    clean = _CropCollector(victim, total) if victim is not None else None
-    adv = _CropCollector(victim, total) if victim is not None else None
+    total, peak = info.n_samples, info.peak
     sums = [0.0, 0.0]
+    clean: _CropCollector | None = None
+    clean_logits: torch.Tensor | None = None
+    streamed = not (attack.overlap or total <= length + window)
 
-    def write(tmp: Path) -> None:
+    def in_memory() -> Iterator[np.ndarray]:
+        # The crossfade spans chunk borders / a tiny clip fits in memory anyway.
+        nonlocal clean_logits
+        x = torch.from_numpy(np.concatenate(list(iter_mono_blocks(path))) / peak).float()[None]
+        aim = None if target_class is None else torch.tensor([target_class])
+        x_adv = (x + attack.perturbation(x, target=aim)).clamp(-1.0, 1.0)
+        delta = x_adv - x
+        sums[0], sums[1] = float((x.double() ** 2).sum()), float((delta.double() ** 2).sum())
+        if victim is not None:
+            with torch.no_grad():
+                clean_logits = victim(x.to(next(victim.parameters()).device)).cpu()
+        yield (delta[0] * peak).numpy()
+
+    def streaming() -> Iterator[np.ndarray]:
+        g = attack.generator
+        g_device = next(g.parameters()).device
+        head = torch.from_numpy((info.head / peak).astype(np.float32, copy=False))
         offset = 0
-        with sf.SoundFile(
-            str(tmp),
-            "w",
-            samplerate=SAMPLE_RATE,
-            channels=1,
-            subtype=subtype,
-            format=formats[target.suffix.lower()],
-        ) as out:
-            blocks = iter_mono_blocks(path, block_frames=block_frames)
-            for block in _fixed_blocks(blocks, chunk * length):
-                x = torch.from_numpy((block / peak).astype(np.float32, copy=False))
-                n = block.shape[0]
-                n_seg = -(-n // length)
-                fill = n_seg * length - n
-                if fill:
-                    # Only the clip's last block is short; fill from the clip's start (SIP).
-                    if offset + n != total:
-                        raise AudioError(path, "changed while being read (length differs)")
-                    segs = torch.cat([x, head[:fill]])
-                else:
-                    segs = x
-                with torch.no_grad():
-                    aim = None
-                    if target_class is not None:
-                        aim = torch.full((n_seg,), target_class, device=g_device)
-                    delta = g(segs.reshape(n_seg, length).to(g_device, torch.float32), target=aim)
-                delta = delta.to("cpu", torch.float32).reshape(-1)[:n]
-                x_adv = (x + delta).clamp(-1.0, 1.0)
-                out.write((x_adv * peak).numpy())
-                x64 = x.double()
-                sums[0] += float((x64**2).sum())
-                sums[1] += float(((x_adv.double() - x64) ** 2).sum())
-                if clean is not None and adv is not None:
-                    clean.add(x, offset)
-                    adv.add(x_adv, offset)
-                offset += n
+        blocks = iter_mono_blocks(path, block_frames=block_frames)
+        for block in _fixed_blocks(blocks, attack.chunk_segments * length):
+            x = torch.from_numpy((block / peak).astype(np.float32, copy=False))
+            n = block.shape[0]
+            n_seg = -(-n // length)
+            fill = n_seg * length - n
+            if fill and offset + n != total:
+                # Only the clip's last block is short; it is filled from the clip's start (SIP).
+                raise AudioError(path, "changed while being read (length differs)")
+            segs = torch.cat([x, head[:fill]]) if fill else x
+            aim = None
+            if target_class is not None:
+                aim = torch.full((n_seg,), target_class, device=g_device)
+            with torch.no_grad():
+                delta = g(segs.reshape(n_seg, length).to(g_device, torch.float32), target=aim)
+            delta = delta.to("cpu", torch.float32).reshape(-1)[:n]
+            delta = (x + delta).clamp(-1.0, 1.0) - x
+            sums[0] += float((x.double() ** 2).sum())
+            sums[1] += float((delta.double() ** 2).sum())
+            if clean is not None:
+                clean.add(x, offset)
+            offset += n
+            yield (delta * peak).numpy()
         if offset != total:
             raise AudioError(path, f"changed while being read ({offset} != {total} samples)")
 
-    atomic_write(target, write)
-    result = StreamResult(
-        seconds=total / SAMPLE_RATE, n_samples=total, peak=peak, snr_db=_snr(*sums)
+    if streamed and victim is not None:
+        clean = _CropCollector(victim, total)
+    _write_at_input_rate(
+        path,
+        target,
+        streaming() if streamed else in_memory(),
+        info,
+        fmt=fmt,
+        subtype=subtype or output_subtype(info.subtype, fmt),
+        block_frames=block_frames,
     )
-    if victim is not None and clean is not None and adv is not None:
-        result.clean_logits = _victim_logits(victim, clean.crops)
-        result.adv_logits = _victim_logits(victim, adv.crops)
+    result = StreamResult(
+        seconds=total / SAMPLE_RATE,
+        n_samples=total,
+        peak=peak,
+        snr_db=_snr(*sums),
+        sample_rate=info.sample_rate_in,
+        channels=info.channels,
+        streamed=streamed,
+    )
+    if victim is not None:
+        result.clean_logits = _victim_logits(victim, clean.crops) if clean else clean_logits
+        result.adv_logits = file_logits(victim, target, block_frames=block_frames)
     return result

@@ -23,11 +23,10 @@ Conventions: waveforms are float ``(batch, time)`` tensors in ``[-1, 1]`` at 16 
 from __future__ import annotations
 
 import abc
-import contextlib
 import dataclasses
 import inspect
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar, final
 
@@ -36,6 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ssgan.errors import CheckpointError
+from ssgan.models.victim import victim_frozen
 from ssgan.targets import check_targets
 from ssgan.training.checkpoint import load_checkpoint, save_checkpoint
 
@@ -161,28 +161,6 @@ def rand_like_cpu(
     else:
         r = torch.randn(x.shape, generator=generator, dtype=torch.float32)
     return r.to(device=x.device, dtype=x.dtype)
-
-
-@contextlib.contextmanager
-def victim_frozen(model: nn.Module) -> Iterator[nn.Module]:
-    """Run ``model`` in eval mode with ``requires_grad=False`` weights; restore both afterwards.
-
-    Every submodule's own ``training`` flag is restored (a model may mix modes), and existing
-    ``.grad`` fields of the weights are left untouched (none are created).
-    """
-    modes = [(m, m.training) for m in model.modules()]
-    flags = [(p, p.requires_grad) for p in model.parameters()]
-    try:
-        model.eval()
-        for p, _ in flags:
-            p.requires_grad_(False)
-        with torch.enable_grad():
-            yield model
-    finally:
-        for m, training in modes:
-            m.training = training
-        for p, flag in flags:
-            p.requires_grad_(flag)
 
 
 def _check_labels(name: str, labels: Tensor, batch: int, n_classes: int | None) -> None:

@@ -147,21 +147,38 @@ class SSGANAttack(LearnedAttack):
         self.profile = profile
         self.epochs = None if epochs is None else check_int("epochs", epochs, minimum=1)
         self.segment_samples = max(1, round(self.segment_seconds * SAMPLE_RATE))
-        self.generator = Generator(
-            channels=channels,
-            n_down=n_down,
-            n_blocks=n_blocks,
-            block_kernel=block_kernel,
-            max_delta=max_delta,
-            norm=norm,
-            output=output,
-            snr_db=snr_db,
-            loudness_range_db=loudness_range_db,
-            context=context,
-            grad_input=grad_input,
-            num_classes=num_classes,
-        )
+        self._generator: Generator | None = None  # built on first use: see ``generator``
+        with torch.device("meta"):  # refuse a bad shape now; allocates nothing, draws no RNG
+            self._build_generator()
         self._fitted = False
+
+    @property
+    def generator(self) -> Generator:
+        """G: built from the shape arguments on first use unless one was set (``from_run``,
+        ``from_generator``, ``fit``)."""
+        if self._generator is None:
+            self._generator = self._build_generator()
+        return self._generator
+
+    @generator.setter
+    def generator(self, module: Generator) -> None:
+        self._generator = module
+
+    def _build_generator(self) -> Generator:
+        return Generator(
+            channels=self.channels,
+            n_down=self.n_down,
+            n_blocks=self.n_blocks,
+            block_kernel=self.block_kernel,
+            max_delta=self.max_delta,
+            norm=self.norm,
+            output=self.output,
+            snr_db=self.snr_db,
+            loudness_range_db=self.loudness_range_db,
+            context=self.context,
+            grad_input=self.grad_input,
+            num_classes=self.num_classes,
+        )
 
     # ------------------------------------------------------------------ construction
 

@@ -1,29 +1,28 @@
-"""The ``ssgan`` command. Each sub-command lives in its own module and registers itself here.
+"""The ``ssgan`` command: one module per sub-command, listed in ``COMMANDS``.
 
 The CLI only parses arguments and calls library functions; errors the user can fix are reported
 as one line on stderr with exit status 2 (usage) or 1 (failure), never as a traceback.
+
+Options shared by several commands come from ``ssgan.cli.common`` so that the same option has the
+same meaning and default everywhere: ``--victim-checkpoint`` (default ``last``: never a
+checkpoint chosen on test data), ``--generator-checkpoint`` (default ``best``: chosen on clips
+held out of the training split), ``--split``/``--split-seed`` (default: the loaded victim's own
+split, else ``paper``), ``--device`` (``cpu``).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 from collections.abc import Sequence
 
+from ssgan.cli import attack, data, demo, evaluate, reproduce, train
 from ssgan.errors import SSGANError
 
-# Sub-command modules; each exposes ``register(subparsers)`` which adds its parsers and sets
-# ``func`` (a callable taking the parsed namespace and returning an exit status).
-_COMMAND_MODULES = (
-    "ssgan.cli.data",
-    "ssgan.cli.train",
-    "ssgan.cli.evaluate",
-    "ssgan.cli.attack",
-    "ssgan.cli.reproduce",
-    "ssgan.cli.demo",
-)
+# Each module exposes ``register(subparsers)``, which adds its parser(s) and sets ``func`` (a
+# callable taking the parsed namespace and returning an exit status).
+COMMANDS = (data, train, evaluate, attack, reproduce, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,41 +31,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in _COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:  # a command not built yet
-            if exc.name == name:
-                continue
-            raise
+    for module in COMMANDS:
         module.register(sub)
     return parser
 
 
-def _normalise_argv(argv: list[str]) -> list[str]:
-    """Accept ``ssgan evaluate --attack ...`` as ``ssgan evaluate attack --attack ...``."""
-    for i, token in enumerate(argv):
-        if token.startswith("-"):
-            continue
-        if (
-            token == "evaluate"
-            and i + 1 < len(argv)
-            and argv[i + 1]
-            not in (
-                "victim",
-                "attack",
-                "-h",
-                "--help",
-            )
-        ):
-            return [*argv[: i + 1], "attack", *argv[i + 1 :]]
-        break
-    return argv
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(_normalise_argv(list(sys.argv[1:] if argv is None else argv)))
+    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",

@@ -1,14 +1,16 @@
 """``ssgan attack``: write SSGAN adversarial versions of audio files of any length and rate.
 
-For each input ``IN`` it writes ``DIR/<stem>_adv.wav`` (16 kHz, 16-bit PCM) at the input's own
-level: the clip is peak-normalised for the generator, ``x_adv = clip(x + G(x), -1, 1)``, and the
-result is scaled back by the same peak. One JSON line per input goes to stdout and to
-``DIR/results.jsonl``: the SNR in dB (paper eq. 10, on the normalised clip) and, with
-``--victim``, the clean and adversarial predictions (class names). Inputs and existing outputs
-are never overwritten without ``--overwrite`` (an input never, even with it); every file is
-written to a temporary name and renamed. Inputs are streamed (``ssgan.streaming``): decoded,
-resampled and perturbed in blocks of ``--chunk-segments`` segments, so an hour-long file needs
-no more memory than a short one.
+For each input ``IN`` it writes ``DIR/<stem>_adv.wav`` (or ``.flac``: the input's format family
+unless ``--format`` says otherwise) at the input's own sample rate, channel count, sample format
+and level: G perturbs the peak-normalised 16 kHz mono clip, the perturbation is resampled back to
+the input's rate and added to every channel of the original samples. One JSON line per input goes
+to stdout and to ``DIR/results.jsonl``: the written file's rate and channels, the SNR in dB
+(paper eq. 10, on the normalised 16 kHz clip) and, with ``--victim``, the predictions (class
+names) on the clean input and on the written file as read back through the normal loader. Inputs
+and existing outputs are never overwritten without ``--overwrite`` (an input never, even with
+it); every file is written to a temporary name and renamed. Inputs are streamed
+(``ssgan.streaming``): decoded, resampled and perturbed in blocks of ``--chunk-segments``
+segments, so an hour-long file needs no more memory than a short one.
 """
 
 from __future__ import annotations
@@ -22,8 +24,13 @@ from typing import Any
 
 from tqdm import tqdm
 
-from ssgan.cli.common import add_device_arg
+from ssgan.cli.common import (
+    add_device_arg,
+    add_generator_checkpoint_arg,
+    add_victim_checkpoint_arg,
+)
 from ssgan.errors import AudioError, OutputError
+from ssgan.streaming import OUTPUT_FORMATS, output_format
 
 logger = logging.getLogger(__name__)
 
@@ -33,13 +40,21 @@ def register(sub: argparse._SubParsersAction) -> None:
         "attack",
         help="write SSGAN adversarial versions of audio files",
         description="Perturb audio files of any length and sample rate with a trained SSGAN "
-        "generator; writes <stem>_adv.wav (16 kHz, at the input's level) and results.jsonl.",
+        "generator; writes <stem>_adv.wav or .flac at the input's own rate, channels and level, "
+        "and results.jsonl.",
     )
     parser.add_argument("inputs", nargs="+", metavar="IN", type=Path, help="audio files")
     parser.add_argument("--generator", required=True, metavar="RUN_G", help="GAN run directory")
     parser.add_argument("--victim", default=None, metavar="RUN_V", help="victim run (predictions)")
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output directory")
-    parser.add_argument("--checkpoint", choices=("best", "last"), default="best")
+    parser.add_argument(
+        "--format",
+        choices=sorted(OUTPUT_FORMATS),
+        default=None,
+        help="output format (default: the input's, flac for .flac inputs, else wav)",
+    )
+    add_generator_checkpoint_arg(parser)
+    add_victim_checkpoint_arg(parser)
     parser.add_argument(
         "--overlap", action="store_true", help="crossfade half-overlapping segments"
     )
@@ -63,13 +78,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def plan_outputs(inputs: list[Path], out_dir: Path, *, overwrite: bool) -> list[Path]:
-    """``out_dir/<stem>_adv.wav`` for each input; ``OutputError`` for any unsafe target."""
+def plan_outputs(
+    inputs: list[Path], out_dir: Path, *, overwrite: bool, fmt: str | None = None
+) -> list[Path]:
+    """``out_dir/<stem>_adv.<wav|flac>`` for each input (``fmt``, else the input's format
+    family); ``OutputError`` for any unsafe target."""
     resolved_inputs = {p.resolve() for p in inputs}
     outputs: list[Path] = []
     seen: dict[Path, Path] = {}
     for path in inputs:
-        target = out_dir / f"{path.stem}_adv.wav"
+        target = out_dir / f"{path.stem}_adv.{output_format(path, fmt)}"
         key = target.resolve()
         if key in resolved_inputs:
             raise OutputError(f"{target}: would overwrite an input file")
@@ -98,10 +116,10 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.out.exists() and not args.out.is_dir():
         raise OutputError(f"{args.out}: exists and is not a directory")
-    outputs = plan_outputs(list(args.inputs), args.out, overwrite=args.overwrite)
+    outputs = plan_outputs(list(args.inputs), args.out, overwrite=args.overwrite, fmt=args.format)
     attack = SSGANAttack.from_run(
         args.generator,
-        checkpoint=args.checkpoint,
+        checkpoint=args.generator_checkpoint,
         overlap=args.overlap,
         chunk_segments=args.chunk_segments,
         device=args.device,
@@ -112,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
     if args.victim is not None:
         from ssgan.models.victim import load_victim
 
-        victim, meta = load_victim(args.victim, args.device)
+        victim, meta = load_victim(args.victim, args.device, checkpoint=args.victim_checkpoint)
         names = meta.get("class_names")
         class_names = list(names) if isinstance(names, list) else None
 
@@ -130,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             # Two streaming passes: memory does not grow with the file's length.
             result = attack_file(attack, path, target, victim=victim, target_class=target_class)
-        except AudioError as exc:
+        except (AudioError, OutputError) as exc:
             failed += 1
             record["error"] = str(exc)
             tqdm.write(f"ssgan: error: {exc}", file=sys.stderr)
@@ -140,6 +158,8 @@ def run(args: argparse.Namespace) -> int:
             tqdm.write(f"ssgan: error: {record['error']}", file=sys.stderr)
         else:
             record["seconds"] = result.seconds
+            record["sample_rate"] = result.sample_rate
+            record["channels"] = result.channels
             record["snr_db"] = result.snr_db
             if result.clean_logits is not None and result.adv_logits is not None:
                 clean = int(result.clean_logits.argmax(1)[0])

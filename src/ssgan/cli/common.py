@@ -13,15 +13,46 @@ from ssgan.data.splits import SPLIT_HELP, parse_split
 from ssgan.errors import DatasetError
 
 
-def add_dataset_args(parser: argparse.ArgumentParser, *, split: bool = True) -> None:
+def add_dataset_args(
+    parser: argparse.ArgumentParser, *, split: bool = True, victim_split: bool = False
+) -> None:
+    """``--dataset/--root/--csv`` and (``split``) ``--split/--split-seed``.
+
+    ``victim_split``: the command loads a victim, and ``--split``/``--split-seed`` default to the
+    ones that victim was trained with (recorded in its run), so its test side stays held out;
+    ``resolve_split`` fills them in. Otherwise they default to the paper's split, seed 0.
+    """
     parser.add_argument("--dataset", required=True, choices=DATASETS, help="dataset layout")
     parser.add_argument(
         "--root", required=True, help="dataset folder (official layout), or 'bundled'"
     )
     parser.add_argument("--csv", default=None, help="labels CSV for --dataset folder")
     if split:
-        parser.add_argument("--split", default="paper", type=_split_type, help=SPLIT_HELP)
-        parser.add_argument("--split-seed", type=int, default=0, help="seed of the paper split")
+        where = "the victim run's own split" if victim_split else "paper"
+        parser.add_argument(
+            "--split",
+            default=None if victim_split else "paper",
+            type=_split_type,
+            help=f"{SPLIT_HELP} (default: {where})",
+        )
+        parser.add_argument(
+            "--split-seed",
+            type=int,
+            default=None if victim_split else 0,
+            help="seed of the paper split (default: "
+            + ("the victim run's, else 0)" if victim_split else "0)"),
+        )
+
+
+def resolve_split(args: argparse.Namespace, victim_meta: dict[str, Any]) -> None:
+    """Fill ``args.split`` / ``args.split_seed`` left unset from the victim's recorded split
+    (``paper`` / 0 for a run that recorded none)."""
+    if args.split is None:
+        recorded = victim_meta.get("split")
+        args.split = recorded if isinstance(recorded, str) else "paper"
+    if args.split_seed is None:
+        recorded = victim_meta.get("split_seed")
+        args.split_seed = recorded if isinstance(recorded, int) else 0
 
 
 def _split_type(value: str) -> str:
@@ -40,8 +71,19 @@ def add_victim_checkpoint_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--victim-checkpoint",
         choices=("best", "last"),
+        default="last",
+        help="checkpoint of the victim run (default last: the final weights; best: the epoch "
+        "with the highest accuracy on the victim's test split, a choice made on test data)",
+    )
+
+
+def add_generator_checkpoint_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--generator-checkpoint",
+        choices=("best", "last"),
         default="best",
-        help="which checkpoint of the victim run (best: chosen on its test split; last: final)",
+        help="checkpoint of the GAN run (default best: chosen on clips held out of the "
+        "training split, never on test data; last: the final weights)",
     )
 
 

@@ -1,6 +1,6 @@
 """``ssgan evaluate attack --attack NAME ... --victim RUN_V --dataset ... --out DIR``.
 
-Also reachable as ``ssgan evaluate --attack NAME ...``. Runs a registered attack over one side of
+Runs a registered attack over one side of
 a split and writes ``records.jsonl``, ``summary.json``, ``report.md`` and ``report.html`` to
 ``--out`` (see ``ssgan.evaluation``). Learned attacks load their state with ``--generator``: an
 ``ssgan train gan`` run for ``ssgan``, a directory written by ``attack.save`` for the others.
@@ -19,9 +19,11 @@ from typing import Any
 from ssgan.cli.common import (
     add_dataset_args,
     add_device_arg,
+    add_generator_checkpoint_arg,
     add_victim_checkpoint_arg,
     dataset_from_args,
     progress_bar,
+    resolve_split,
 )
 from ssgan.errors import DatasetError, OutputError, SSGANError
 
@@ -53,8 +55,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="learned attack state: an `ssgan train gan` run (ssgan) or an attack.save directory",
     )
     parser.add_argument("--victim", required=True, metavar="RUN_V", help="victim run directory")
+    add_generator_checkpoint_arg(parser)
     add_victim_checkpoint_arg(parser)
-    add_dataset_args(parser)
+    add_dataset_args(parser, victim_split=True)
     parser.add_argument("--subset", choices=("train", "test"), default="test")
     parser.add_argument("--limit", type=int, default=None, help="attack only the first N clips")
     parser.add_argument("--batch-size", type=int, default=8)
@@ -117,7 +120,9 @@ def build_attack(args: argparse.Namespace) -> Any:
             raise SSGANError("--attack ssgan needs --generator RUN_G (an `ssgan train gan` run)")
         from_run = cls.from_run  # type: ignore[attr-defined]
         kwargs = _kwargs_for(from_run, pairs, "attack 'ssgan' (loaded with --generator)")
-        return from_run(args.generator, device=args.device, **kwargs)
+        return from_run(
+            args.generator, checkpoint=args.generator_checkpoint, device=args.device, **kwargs
+        )
     if args.generator is not None:
         if not issubclass(cls, LearnedAttack):
             raise SSGANError(f"--generator is only for learned attacks; {args.attack!r} is not one")
@@ -170,6 +175,7 @@ def run(args: argparse.Namespace) -> int:
     victim, victim_meta = load_victim(
         args.victim, device=args.device, checkpoint=args.victim_checkpoint
     )
+    resolve_split(args, victim_meta)
 
     dataset = dataset_from_args(args)
     train, test = make_split(dataset, args.split, seed=args.split_seed)

@@ -11,7 +11,13 @@ from typing import Any
 
 import torch
 
-from ssgan.cli.common import add_dataset_args, add_device_arg, dataset_from_args
+from ssgan.cli.common import (
+    add_dataset_args,
+    add_device_arg,
+    add_victim_checkpoint_arg,
+    dataset_from_args,
+    resolve_split,
+)
 from ssgan.data import make_split
 from ssgan.errors import DatasetError
 from ssgan.models.victim import load_victim, predict_clips
@@ -25,8 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="10-crop clip-level accuracy of a victim run on a dataset split's test set.",
     )
     parser.add_argument("--victim", required=True, help="victim run directory")
-    parser.add_argument("--checkpoint", choices=("best", "last"), default="best")
-    add_dataset_args(parser)
+    add_victim_checkpoint_arg(parser)
+    add_dataset_args(parser, victim_split=True)
     add_device_arg(parser)
     parser.add_argument("--batch-size", type=int, default=8, help="clips per forward pass")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -65,7 +71,8 @@ def confusion_csv(confusion: torch.Tensor, class_names: list[str]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    model, meta = load_victim(args.victim, args.device, checkpoint=args.checkpoint)
+    model, meta = load_victim(args.victim, args.device, checkpoint=args.victim_checkpoint)
+    resolve_split(args, meta)
     class_names = list(meta["class_names"])
     dataset = dataset_from_args(args)
     if list(dataset.class_names) != class_names:
@@ -79,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     summary = summarize(confusion, class_names)
     summary.update(
         victim=str(args.victim),
-        checkpoint=args.checkpoint,
+        checkpoint=args.victim_checkpoint,
         recorded_accuracy=meta.get("accuracy"),
         dataset=dataset.name,
         split=args.split,

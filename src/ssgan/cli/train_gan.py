@@ -12,6 +12,7 @@ from ssgan.cli.common import (
     add_device_arg,
     add_victim_checkpoint_arg,
     dataset_from_args,
+    resolve_split,
 )
 from ssgan.config import apply_overrides
 from ssgan.data import make_split
@@ -30,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--victim", required=True, metavar="RUN_V", help="victim run directory")
     add_victim_checkpoint_arg(parser)
-    add_dataset_args(parser)
+    add_dataset_args(parser, victim_split=True)
     parser.add_argument(
         "--segment-seconds", type=float, default=None, help="t1 (default: the profile's, 1.6)"
     )
@@ -68,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"ssgan: error: {exc}", file=sys.stderr)
         return 2
     victim, victim_meta = load_victim(args.victim, args.device, checkpoint=args.victim_checkpoint)
+    resolve_split(args, victim_meta)
     dataset = dataset_from_args(args)
     class_names = victim_meta.get("class_names")
     if class_names is not None and list(class_names) != list(dataset.class_names):

@@ -16,7 +16,9 @@ respect to the waveform, so every attack and every metric sees the function the 
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -211,14 +213,15 @@ def predict_clips(
 
 
 def load_victim(
-    run_dir: str | Path, device: str | torch.device = "cpu", *, checkpoint: str = "best"
+    run_dir: str | Path, device: str | torch.device = "cpu", *, checkpoint: str = "last"
 ) -> tuple[ClipClassifier, dict[str, Any]]:
     """Load a victim trained by ``ssgan train victim`` (no unpickling: safetensors + JSON).
 
     Args:
         run_dir: the run directory.
         device: where to put the model.
-        checkpoint: ``"best"`` (highest test accuracy) or ``"last"``.
+        checkpoint: ``"last"`` (the final weights, default) or ``"best"`` (the epoch with the
+            highest accuracy on the run's test split: a choice made on test data).
 
     Returns:
         ``(ClipClassifier in eval mode with frozen weights, meta)``; ``meta`` holds ``class_names``,
@@ -269,3 +272,25 @@ def load_victim(
     for p in clf.parameters():
         p.requires_grad_(False)
     return clf, meta
+
+
+@contextlib.contextmanager
+def victim_frozen(model: nn.Module) -> Iterator[nn.Module]:
+    """Run ``model`` in eval mode with ``requires_grad=False`` weights; restore both afterwards.
+
+    Every submodule's own ``training`` flag is restored (a model may mix modes), and existing
+    ``.grad`` fields of the weights are left untouched (none are created).
+    """
+    modes = [(m, m.training) for m in model.modules()]
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    try:
+        model.eval()
+        for p, _ in flags:
+            p.requires_grad_(False)
+        with torch.enable_grad():
+            yield model
+    finally:
+        for m, training in modes:
+            m.training = training
+        for p, flag in flags:
+            p.requires_grad_(flag)

@@ -40,7 +40,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from ssgan import SAMPLE_RATE
-from ssgan.attacks.base import input_gradient, victim_frozen
+from ssgan.attacks.base import input_gradient
 from ssgan.config import from_dict, to_dict
 from ssgan.data import segments as sip
 from ssgan.data.segments import random_crops
@@ -49,6 +49,7 @@ from ssgan.losses import discriminator_loss, generator_loss
 from ssgan.metrics import attack_success_rate, msnr_db, snr_db, success_mask
 from ssgan.models.discriminator import Discriminator
 from ssgan.models.generator import DEFAULT_MAX_DELTA, Generator
+from ssgan.models.victim import victim_frozen
 from ssgan.targets import choose_targets
 from ssgan.training.checkpoint import (
     atomic_write_json,

@@ -10,10 +10,8 @@ both sides; the optional "strong augmentation" is a random time stretch (factor 
 random gain (uniform in ``[-gain_db, gain_db]`` dB) after it. Test accuracy is the clip-level
 10-crop accuracy of ``ssgan.models.victim.ClipClassifier`` in eval mode, in float32.
 
-Structure (so that a multi-process DistributedDataParallel launch needs no restructuring): the
-mutable state is one ``TrainState``; ``train_step`` does one optimiser step on one batch;
-``epoch_batches`` draws the epoch's shuffled order from the shared generator and hands each rank
-its own slice (``rank``/``world_size``); evaluation and checkpointing would run on rank 0 only.
+Structure: the mutable state is one ``TrainState``; ``train_step`` does one optimiser step on one
+batch; ``epoch_batches`` draws the epoch's shuffled order from the shared generator.
 
 Run directory: ``config.json`` (resolved config), ``metrics.jsonl`` (one line per epoch),
 ``last.*`` (every epoch: weights, meta, optimiser/generator/RNG state) and ``best.*`` (highest test
@@ -237,17 +235,11 @@ def epoch_batches(
     n_clips: int,
     batch_size: int,
     generator: torch.Generator,
-    *,
-    rank: int = 0,
-    world_size: int = 1,
 ) -> list[torch.Tensor]:
-    """The epoch's batches of clip indices for one rank.
-
-    Every rank draws the same permutation from an identically seeded generator, then takes
-    every ``world_size``-th index from position ``rank``; batches of fewer than 2 clips are
-    dropped (BatchNorm cannot train on one example).
-    """
-    order = torch.randperm(n_clips, generator=generator)[rank::world_size]
+    """The epoch's batches of clip indices: a permutation drawn from ``generator``, split into
+    ``batch_size`` chunks; a last batch of fewer than 2 clips is dropped (BatchNorm cannot train
+    on one example)."""
+    order = torch.randperm(n_clips, generator=generator)
     return [b for b in order.split(batch_size) if len(b) >= 2]
 
 
@@ -376,6 +368,7 @@ def _meta(
         "n_crops": config.n_crops,
         "dataset": info.get("dataset"),
         "split": info.get("split"),
+        "split_seed": info.get("split_seed"),
         "seed": config.seed,
         "accuracy": accuracy,
         "epoch": state.epoch,
