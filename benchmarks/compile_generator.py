@@ -3,7 +3,7 @@
 G (the default 36 K-parameter generator, random weights) on ``--segments`` 1.6 s segments, no
 gradient, float32 and bf16 autocast (where the CPU has it): the compile time of the first call
 and the best of ``--repeats`` warm calls of each. Not used by the library, which runs G eagerly
-(README "Performance" has the figures that decided it). ``--victim-step`` adds the same
+(docs/performance.md has the figures that decided it). ``--victim-step`` adds the same
 comparison for one EnvNet training step (batch 32, bf16 autocast where the CPU has it, forward
 + backward), whose convolution throughput is below the issue's target.
 

@@ -11,7 +11,7 @@ larger. Per window, this script measures on random weights and inputs:
   float32, what evaluation and every attack's forward pay;
 - the FC input size and the parameter count.
 
-The accuracy side of the choice comes from two training runs (README "Results").
+The accuracy side of the choice comes from two training runs (docs/results.md).
 
     python benchmarks/envnetv2_window.py --out benchmarks/results/envnetv2_window.json
 """

@@ -76,8 +76,8 @@ class SSGANAttack(LearnedAttack):
             victim, so it is reported as its own row ("SSGAN + quietest").
         precision: ``"float32"`` or ``"bfloat16"``: the arithmetic of G at attack time.
             bfloat16 runs G under autocast (CPUs with AVX512-BF16 or AMX, and GPUs); the bound
-            ``|delta| <= max_delta`` and the stitched output stay float32. See the README's
-            Performance section for its measured speed and effect on ASR / MSNR.
+            ``|delta| <= max_delta`` and the stitched output stay float32. docs/performance.md
+            has its measured speed and effect on ASR / MSNR.
 
         num_classes: > 0: a class-conditional generator (``ssgan train gan --targeted``), one
             G for every target: it must be called with ``target=`` (a ``(batch,)`` class

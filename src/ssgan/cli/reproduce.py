@@ -42,7 +42,9 @@ def _methods(value: str) -> tuple[str, ...]:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("reproduce", help="reproduce the paper's Table II or III")
+    parser = sub.add_parser(
+        "reproduce", help="Tables II and III, the robustness table, the transfer matrix"
+    )
     inner = parser.add_subparsers(dest="table", required=True)
     for table in ("table2", "table3", "robustness"):
         p = inner.add_parser(

@@ -18,7 +18,7 @@ statistics would make training and attack behave differently).
 
 Default size: ``channels=8, n_down=2, n_blocks=4`` has about 36 K parameters; attacking a 5 s
 clip (segmentation, G, stitching) takes 6.7 ms in float32 and 5.8 ms in bf16 on 2 idle CPU
-cores (``benchmarks/throughput.py``, README "Performance").
+cores (``benchmarks/throughput.py``, docs/performance.md).
 
 ``max_delta`` default 0.05 (measured, see ``DEFAULT_MAX_DELTA``).
 """
@@ -62,7 +62,7 @@ training. The hope was that the perturbation loss would pull the typical delta f
 (the paper's 30-36 dB is an RMS of ~0.002-0.004 at the median clip); measured, it does not: the
 `paper` profile trained to completion on a GPU pins delta at this bound (test ASR 58.8 % at
 5.7 dB on ESC-10, what sign noise at 0.05 does alone), and bounds of 0.002-0.01 shrink delta to
-nothing (ASR 0 %); ``benchmarks/loss_balance.py`` and the README ("On a GPU") say why. 0.05
+nothing (ASR 0 %); ``benchmarks/loss_balance.py`` and docs/history.md ("On a GPU") say why. 0.05
 stays the default as the one bound with which the paper's recipe fools at all; the measured SNR
 is what the evaluation reports.
 """

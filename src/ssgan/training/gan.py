@@ -289,7 +289,7 @@ PROFILES: dict[str, GANTrainConfig] = {
         max_delta=0.01,
     ),
     # The paper's values (section V-A): a GPU job. Measured on an H200 against a 85.0 % EnvNet
-    # on ESC-10 (README "On a GPU"): test ASR 58.8-60.3 % at 5.7-6.2 dB for every t1, flat
+    # on ESC-10 (docs/history.md, "On a GPU"): test ASR 58.8-60.3 % at 5.7-6.2 dB for every t1, flat
     # from epoch ~11 on; ESC-10 gives 18 steps an epoch where the paper's ESC-50 gave 112.
     "paper": GANTrainConfig(),
 }
