@@ -50,6 +50,10 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "snr30-ctx": ("cpu", [*_SNR, "snr_db=30", "g_context=true"]),
     # G also reads the victim's input gradient (2 crops) and starts as the L2 FGM at 30 dB.
     "snr30-grad": ("cpu", [*_SNR, "snr_db=30", "g_grad=true"]),
+    # The same, its margin on the clip victim with 2 crops (the test-time function's view).
+    "snr30-grad-clip": (
+        "cpu", [*_SNR, "snr_db=30", "g_grad=true", "victim_view=clip", "victim_crops=2"]
+    ),
     "snr30-ch16": ("cpu", [*_SNR, "snr_db=30", "g_channels=16"]),
     "snr30-lr3e-4": ("cpu", [*_SNR, "snr_db=30", "lr=3e-4"]),
     "snr30-d": ("cpu", [*_SNR, "snr_db=30", "gamma=1"]),
