@@ -51,7 +51,7 @@ from ssgan.paper import PaperRow
 from ssgan.report import write_report
 from ssgan.report.plots import Example
 from ssgan.robustness import resolve_transforms, score_transforms, summarize_transforms
-from ssgan.training.checkpoint import atomic_write_json, atomic_write_text
+from ssgan.training.checkpoint import atomic_write_json, atomic_write_text, json_safe
 from ssgan.transforms import Transform
 
 logger = logging.getLogger(__name__)
@@ -82,20 +82,6 @@ class EvaluationResult:
     out_dir: Path | None = None
     report_md: Path | None = None
     report_html: Path | None = None
-
-
-def json_safe(v: Any) -> Any:
-    """``v`` with every non-finite float (nan, +-inf) replaced by None, recursively.
-
-    Strict JSON (and so ``summary.json``) has no NaN or infinity.
-    """
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if isinstance(v, dict):
-        return {k: json_safe(val) for k, val in v.items()}
-    if isinstance(v, list | tuple):
-        return [json_safe(val) for val in v]
-    return v
 
 
 def _mean(values: Sequence[float]) -> float:

@@ -58,14 +58,17 @@ def _check_logits(logits: torch.Tensor, labels: torch.Tensor, margin: float) -> 
         raise ValueError(f"margin must be >= 0, got {margin}")
 
 
-def _true_and_best_other(
-    logits: torch.Tensor, labels: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    true = logits.gather(1, labels[:, None]).squeeze(1)
+def logit_margin(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """``z_label - max_{j != label} z_j`` per row; ``(batch, n_classes), (batch,) -> (batch,)``.
+
+    The one logit margin of the package: the generator's losses below, the attacks' objectives
+    and C&W's ``f`` (``ssgan.attacks``) all use it.
+    """
+    z_label = logits.gather(1, labels[:, None]).squeeze(1)
     others = logits.masked_fill(
         torch.nn.functional.one_hot(labels, logits.shape[1]).bool(), float("-inf")
     )
-    return true, others.amax(dim=1)
+    return z_label - others.amax(dim=1)
 
 
 def _reduce(hinge: torch.Tensor, still_right: torch.Tensor, unfooled_only: bool) -> torch.Tensor:
@@ -84,8 +87,8 @@ def margin_loss(
     true class at least ``margin`` below the best other class. ``unfooled_only``: the mean over
     the examples whose prediction is still ``y`` (0 when there are none)."""
     _check_logits(logits, y, margin)
-    true, other = _true_and_best_other(logits, y)
-    return _reduce(torch.clamp(true - other + margin, min=0), true >= other, unfooled_only)
+    gap = logit_margin(logits, y)
+    return _reduce(torch.clamp(gap + margin, min=0), gap >= 0, unfooled_only)
 
 
 def targeted_margin_loss(
@@ -98,8 +101,8 @@ def targeted_margin_loss(
     """Targeted ``E[max(max_{j != t} z_j - z_t + margin, 0)]``; 0 once the target leads by
     ``margin``. ``unfooled_only``: the mean over examples not yet classified as the target."""
     _check_logits(logits, target, margin)
-    tgt, other = _true_and_best_other(logits, target)
-    return _reduce(torch.clamp(other - tgt + margin, min=0), other >= tgt, unfooled_only)
+    gap = logit_margin(logits, target)  # the target's lead
+    return _reduce(torch.clamp(margin - gap, min=0), gap <= 0, unfooled_only)
 
 
 def perturbation_loss(

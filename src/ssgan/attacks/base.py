@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ssgan.errors import CheckpointError
+from ssgan.losses import logit_margin as margin  # the one margin; attacks call it margin
 from ssgan.models.victim import victim_frozen
 from ssgan.targets import check_targets
 from ssgan.training.checkpoint import load_checkpoint, save_checkpoint
@@ -105,13 +106,6 @@ def project(x: Tensor, x_adv: Tensor, budget: Budget | None) -> Tensor:
         scale = (budget.eps * (1 - 1e-6) / norms).clamp(max=1.0)
         delta = delta * scale.view(-1, *([1] * (delta.dim() - 1)))
     return x + delta
-
-
-def margin(logits: Tensor, labels: Tensor) -> Tensor:
-    """``z_label - max_{j != label} z_j`` per row; ``(batch, n_classes), (batch,) -> (batch,)``."""
-    z_label = logits.gather(1, labels[:, None]).squeeze(1)
-    other = logits.masked_fill(F.one_hot(labels, logits.shape[1]).bool(), float("-inf"))
-    return z_label - other.amax(dim=1)
 
 
 def objective(

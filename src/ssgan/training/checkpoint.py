@@ -14,6 +14,7 @@ last and doubles as the "complete" marker.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections.abc import Callable
@@ -25,6 +26,21 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ssgan.errors import CheckpointError
+
+
+def json_safe(v: Any) -> Any:
+    """``v`` with every non-finite float (nan, +-inf) replaced by None, recursively.
+
+    Strict JSON (``summary.json``, ``metrics.jsonl``, checkpoint metadata) has no NaN or
+    infinity: an undefined ASR or MSNR is written as ``null``.
+    """
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, dict):
+        return {k: json_safe(val) for k, val in v.items()}
+    if isinstance(v, list | tuple):
+        return [json_safe(val) for val in v]
+    return v
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], object]) -> None:

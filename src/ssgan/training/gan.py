@@ -55,6 +55,7 @@ from ssgan.training.checkpoint import (
     atomic_write_json,
     atomic_write_text,
     flatten_state_dicts,
+    json_safe,
     load_checkpoint,
     save_checkpoint,
     unflatten_state_dict,
@@ -624,17 +625,6 @@ def validate(
     }
 
 
-def _json_safe(value: Any) -> Any:
-    """NaN / inf (an undefined ASR or MSNR) as ``null``, so every file is strict JSON."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    return value
-
-
 def _score(
     metrics: dict[str, float], min_snr_db: float | None = None
 ) -> tuple[float, float, float]:
@@ -667,7 +657,7 @@ def _meta(state: GANState, metrics: dict[str, float], extra: dict[str, Any]) -> 
         "generator": state.config.generator_shape(),
         "segment_seconds": state.config.segment_seconds,
         "sample_rate": SAMPLE_RATE,
-        "metrics": _json_safe(metrics),
+        "metrics": json_safe(metrics),
         **extra,
     }
 
@@ -854,7 +844,7 @@ def _run(
             logger.info("epoch %d: %s", state.epoch, metrics)
             if out_dir is not None:
                 with open(out_dir / "metrics.jsonl", "a", encoding="utf-8") as fh:
-                    fh.write(json.dumps(_json_safe({"epoch": state.epoch, **metrics})) + "\n")
+                    fh.write(json.dumps(json_safe({"epoch": state.epoch, **metrics})) + "\n")
                 _save(out_dir, state, metrics, extra_meta, best=is_best)
     summary: dict[str, Any] = {
         "epochs": state.epoch,
@@ -863,7 +853,7 @@ def _run(
         "wall_s": time.perf_counter() - started,
         "out_dir": str(out_dir) if out_dir is not None else None,
     }
-    return state, _json_safe(summary)
+    return state, json_safe(summary)
 
 
 def fit_gan(
