@@ -130,24 +130,22 @@ def _assert_same(a: Path, b: Path) -> None:
     assert json.loads((a / "last.json").read_text())["epoch"] == _epoch(b)
 
 
-def _crash_and_resume(cmd_for, out: Path, *, gan: bool = False) -> int:
+def _crash_and_resume(cmd_for, out: Path) -> int:
     kills = 0
     # Killed during the 2nd checkpoint write; right after start-up; during the next write.
     plan = [(2, 0.0), (None, 1.0), (1, 0.0)]
     for number, after in plan:
-        # Before the GAN's first checkpoint is complete a plain restart is used. --resume would
-        # start fresh when nothing is on disk yet, but a kill inside the first checkpoint write
-        # (weights written, last.json not yet) makes it refuse ("last.json: missing, but
-        # checkpoint files exist"), while the victim trainer resumes from any state.
-        cmd = cmd_for(out) + (["--resume"] if _resumable(out, gan) else [])
+        # --resume from any state, as a user would: before the first checkpoint is complete
+        # (a kill inside its write leaves tensors without last.json) it starts afresh.
+        cmd = cmd_for(out) + (["--resume"] if _resumable(out) else [])
         kills += _run_until(cmd, out, tmp_number=number, after_s=after)
-    resume = ["--resume"] if _resumable(out, gan) else []
+    resume = ["--resume"] if _resumable(out) else []
     _run_until([*cmd_for(out), *resume], out, tmp_number=None, after_s=1e9)
     return kills
 
 
-def _resumable(out: Path, gan: bool) -> bool:
-    return (out / "last.json").exists() if gan else out.exists()
+def _resumable(out: Path) -> bool:
+    return out.exists()
 
 
 def _assert_corrupt_resume_refused(cmd_for, done: Path, tmp_path: Path) -> None:
@@ -180,7 +178,7 @@ def test_gan_training_survives_sigkill(tmp_path: Path) -> None:
     ref = tmp_path / "ref"
     _run_until(_gan_cmd(root, victim, ref), ref, tmp_number=None, after_s=1e9)
     out = tmp_path / "crashed"
-    kills = _crash_and_resume(lambda o: _gan_cmd(root, victim, o), out, gan=True)
+    kills = _crash_and_resume(lambda o: _gan_cmd(root, victim, o), out)
     assert kills >= 2
     _assert_same(out, ref)
     _assert_corrupt_resume_refused(lambda o: _gan_cmd(root, victim, o), ref, tmp_path)

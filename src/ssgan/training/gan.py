@@ -779,9 +779,12 @@ def _run(
         out_dir.mkdir(parents=True, exist_ok=True)
     if resume and out_dir is not None and not (out_dir / "last.json").exists():
         # Killed before the first checkpoint (or a new directory): nothing to resume, start
-        # fresh, as the victim trainer does. A *damaged* checkpoint still fails loudly below.
+        # fresh, as the victim trainer does. Tensor files without last.json come from a first
+        # checkpoint killed mid-write (the JSON is written last, as the commit): uncommitted,
+        # so the first new checkpoint replaces them. A *damaged* committed checkpoint still
+        # fails loudly below.
         if (out_dir / "last.safetensors").exists() or (out_dir / "last.state.pt").exists():
-            raise CheckpointError(f"{out_dir / 'last.json'}: missing, but checkpoint files exist")
+            logger.warning("%s: an unfinished first checkpoint; starting afresh", out_dir)
         resume = False
         if (out_dir / "metrics.jsonl").exists():
             (out_dir / "metrics.jsonl").unlink()
