@@ -93,7 +93,7 @@ def test_kept_is_nan_when_the_clean_asr_is_zero() -> None:
 def test_cli_rejects_a_bad_transform_before_loading_anything(tmp_path: Path, capsys) -> None:
     from ssgan.cli import main
 
-    argv = ["evaluate", "--attack", "fgsm", "--victim", str(tmp_path / "none"), "--dataset",
+    argv = ["evaluate", "attack", "--attack", "fgsm", "--victim", str(tmp_path / "none"), "--dataset",
             "esc10", "--root", "bundled", "--out", str(tmp_path / "out"),
             "--transform", "mp3:kbps=63"]  # fmt: skip
     assert main(argv) == 1
