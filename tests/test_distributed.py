@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -154,9 +155,39 @@ def test_a_dead_rank_fails_the_run_without_hanging(tmp_path: Path) -> None:
     proc = torchrun("train", str(out), "--die-after-batches", "2", timeout_s=100)
     assert proc.returncode != 0
     assert time.monotonic() - t0 < 100
-    assert "exitcode" in proc.stderr and "3" in proc.stderr, proc.stderr[-2000:]
+    cause = proc.stderr[proc.stderr.find("Root Cause") :]
+    assert re.search(r"rank\s*:\s*1\b.*\n\s*exitcode\s*:\s*3\b", cause), proc.stderr[-2000:]
     _, meta, state = load_checkpoint(out, "last", with_state=True)
     assert meta["epoch"] == 1 and state is not None
+
+
+def test_without_the_launcher_the_survivor_says_a_rank_died(tmp_path: Path) -> None:
+    """Two processes started by hand (no torchrun agent to stop the survivor): rank 0's own
+    collective fails and it exits with a DistributedError naming the likely cause."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    env["PYTHONPATH"] = os.pathsep.join([SRC, str(WORKER.parent), env.get("PYTHONPATH", "")])
+    env[distributed.TIMEOUT_ENV] = "20"
+    out = tmp_path / "run"
+    cmd = [sys.executable, str(WORKER), "train", str(out), "--die-after-batches", "2"]
+    procs = [
+        subprocess.Popen(
+            cmd, env=dict(env, RANK=str(r), LOCAL_RANK=str(r)), stderr=subprocess.PIPE, text=True
+        )  # fmt: skip
+        for r in range(2)
+    ]
+    try:
+        errs = [p.communicate(timeout=100)[1] for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    assert procs[1].returncode == 3
+    assert procs[0].returncode != 0
+    assert "DistributedError: rank 0 of 2: training failed; another rank probably died" in errs[0]
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
@@ -35,6 +36,10 @@ T = TypeVar("T")
 # evaluation; override with SSGAN_DIST_TIMEOUT_S.
 DEFAULT_TIMEOUT_S = 1800.0
 TIMEOUT_ENV = "SSGAN_DIST_TIMEOUT_S"
+
+
+# What gloo / NCCL errors say when a peer is gone or late (a plain RuntimeError from DDP's hooks).
+_BACKEND_FAILURE = re.compile(r"gloo|nccl|connection|timed out|timeout|socket|peer", re.I)
 
 
 class DistributedError(SSGANError, RuntimeError):
@@ -131,8 +136,9 @@ def collectives(what: str) -> Iterator[None]:
         yield
     except DistributedError:
         raise
-    except (RuntimeError, dist.DistBackendError) as exc:
-        if not is_active():
+    except RuntimeError as exc:  # DistBackendError is one
+        backend = isinstance(exc, dist.DistBackendError) or _BACKEND_FAILURE.search(str(exc))
+        if not (is_active() and backend):
             raise
         first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
         raise DistributedError(

@@ -537,10 +537,11 @@ def train_victim(
         if distributed.is_main():
             _trim_metrics(out / "metrics.jsonl", state.epoch)
         start = time.perf_counter()
-        _loop(
-            state, config, train_clips, train_labels, test_clips, test_labels,
-            class_names, out, info, dev, progress, stop_after_epoch, adversary,
-        )  # fmt: skip
+        with distributed.collectives("training"):  # a lost rank: DistributedError, not a hang
+            _loop(
+                state, config, train_clips, train_labels, test_clips, test_labels,
+                class_names, out, info, dev, progress, stop_after_epoch, adversary,
+            )  # fmt: skip
     return {
         "best_accuracy": state.best_accuracy,
         "best_epoch": state.best_epoch,
