@@ -177,7 +177,7 @@ def test_without_the_launcher_the_survivor_says_a_rank_died(tmp_path: Path) -> N
     procs = [
         subprocess.Popen(
             cmd, env=dict(env, RANK=str(r), LOCAL_RANK=str(r)), stderr=subprocess.PIPE, text=True
-        )  # fmt: skip
+        )
         for r in range(2)
     ]
     try:
