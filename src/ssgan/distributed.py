@@ -5,10 +5,10 @@ environment; ``init_from_env`` then joins the process group (gloo on CPU, NCCL o
 timeout, so that a rank that dies or hangs makes the others fail with a ``DistributedError``
 instead of waiting forever. Without those variables (or with ``WORLD_SIZE=1``) nothing is
 initialised and every helper answers as for the single process: rank 0 of 1, ``is_main()``
-true, ``barrier()`` a no-op, ``shard`` the whole list, ``gather_in_order`` the input.
+true, ``barrier()`` a no-op, ``shard`` the whole list, ``all_gather`` a one-item list.
 
 Sharding is deterministic: rank ``r`` of ``w`` takes items ``r, r + w, r + 2w, ...`` (balanced to
-one item), and ``gather_in_order`` puts the ranks' results back in the original order.
+one item); ``ssgan.evaluation`` merges the ranks' records back into the original order.
 """
 
 from __future__ import annotations
@@ -160,27 +160,6 @@ def shard(items: Sequence[T], rank_: int | None = None, world: int | None = None
     if not 0 <= r < w:
         raise ValueError(f"rank={r}: must be in [0, world={w})")
     return list(items[r::w])
-
-
-def gather_in_order(local: Sequence[T], n_total: int) -> list[T]:
-    """Every rank's ``shard`` results merged back into the original order, on every rank.
-
-    ``local`` must be this rank's results for ``shard(range(n_total))``, in that order.
-    """
-    w = world_size()
-    if w == 1:
-        return list(local)
-    parts: list[Any] = [None] * w
-    with collectives("gathering results"):
-        dist.all_gather_object(parts, list(local))
-    merged: list[Any] = [None] * n_total
-    for r, part in enumerate(parts):
-        positions = range(r, n_total, w)
-        if len(part) != len(positions):
-            raise DistributedError(f"rank {r} returned {len(part)} results for {len(positions)}")
-        for i, value in zip(positions, part, strict=True):
-            merged[i] = value
-    return merged
 
 
 def all_gather(value: T) -> list[T]:
