@@ -20,6 +20,14 @@ unperturbed clip, ``delta = 0``) is written as ``null``.
 Timing: each batch's ``attack(...)`` call is timed (device synchronised); ``seconds`` of a clip is
 its batch's time over the batch size, and ``seconds_per_example`` averages the batches after the
 first (warm-up), or all of them when there is only one batch (``timing_warm`` false).
+
+Under ``torchrun`` (``ssgan.distributed``) the batches are shared out: rank ``r`` of ``w`` attacks
+batches ``r, r + w, ...`` of the single process's list (the same batches), the records and
+report examples are merged in the single process's order, and rank 0 alone writes the files.
+Rank 0's attack generator is seeded as in a single process, rank ``r > 0``'s with
+``distributed.rank_seed(generator_seed, r)``: deterministic attacks give the single process's
+records (``seconds`` aside), random ones are reproducible at a given number of processes. The
+timing then leaves out each rank's first batch and is per process, not the job's throughput.
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from ssgan import distributed
 from ssgan.metrics import (
     TimePerExample,
     Timer,
@@ -171,17 +180,25 @@ def evaluate_attack(
     names = list(class_names if class_names is not None else dataset.class_names)
     device = _device_of(victim)
     timing = TimePerExample(device=str(device))
-    generator = torch.Generator().manual_seed(generator_seed)
+    rank, world = distributed.rank(), distributed.world_size()
+    seed = generator_seed if rank == 0 else distributed.rank_seed(generator_seed, rank)
+    generator = torch.Generator().manual_seed(seed)
     records: list[dict[str, Any]] = [{} for _ in waveforms]
-    successes: list[Example] = []
-    failures: list[Example] = []
+    # (batch position, position in batch, example): the single process's order when merged
+    successes: list[tuple[int, int, Example]] = []
+    failures: list[tuple[int, int, Example]] = []
+    batches = list(enumerate(_batches([w.numel() for w in waveforms], batch_size)))
+    mine = distributed.shard(batches)
     keep = n_examples  # of each kind; the mix is picked at the end
     was_training = victim.training
     victim.eval()
     start = time.perf_counter()
-    bar = tqdm(total=len(waveforms), unit="clip", desc="attack", disable=not progress)
+    bar = tqdm(
+        total=sum(len(b) for _, b in mine), unit="clip", desc="attack",
+        disable=not (progress and distributed.is_main()),
+    )  # fmt: skip
     try:
-        for batch in _batches([w.numel() for w in waveforms], batch_size):
+        for position, batch in mine:
             x = torch.stack([waveforms[i] for i in batch]).to(device)
             y = torch.tensor([labels[i] for i in batch], device=device)
             with torch.no_grad():
@@ -232,26 +249,27 @@ def evaluate_attack(
                 # victim already gets wrong say nothing about the attack.
                 pool = successes if rec["success"] else failures if correct else None
                 if pool is not None and len(pool) < keep:
-                    pool.append(
-                        Example(
-                            name=files[i],
-                            label=labels[i],
-                            clean_pred=c,
-                            adv_pred=a,
-                            success=bool(rec["success"]),
-                            snr_db=float(snr[k]),
-                            x=x_c[k].numpy().copy(),
-                            x_adv=a_c[k].numpy().copy(),
-                            label_name=_name(labels[i], names),
-                            clean_pred_name=_name(c, names),
-                            adv_pred_name=_name(a, names),
-                            adv_pred_pcm16=p,
-                        )
+                    example = Example(
+                        name=files[i],
+                        label=labels[i],
+                        clean_pred=c,
+                        adv_pred=a,
+                        success=bool(rec["success"]),
+                        snr_db=float(snr[k]),
+                        x=x_c[k].numpy().copy(),
+                        x_adv=a_c[k].numpy().copy(),
+                        label_name=_name(labels[i], names),
+                        clean_pred_name=_name(c, names),
+                        adv_pred_name=_name(a, names),
+                        adv_pred_pcm16=p,
                     )
+                    pool.append((position, k, example))
             bar.update(len(batch))
     finally:
         bar.close()
         victim.train(was_training)
+    if world > 1:
+        records, successes, failures = _merge_ranks(records, successes, failures, timing)
     wall = time.perf_counter() - start
 
     summary = summarize(records)
@@ -270,7 +288,11 @@ def evaluate_attack(
         summary["transforms"] = summarize_transforms(records)
     if meta:
         summary.update(meta)
-    examples = _pick_examples(successes, failures, n_examples)
+    examples = _pick_examples(
+        [e for *_, e in sorted(successes, key=lambda t: t[:2])],
+        [e for *_, e in sorted(failures, key=lambda t: t[:2])],
+        n_examples,
+    )
     result = EvaluationResult(summary=summary, records=records, examples=examples)
     logger.info(
         "evaluated %d clips: ACC %.3f ASR %.3f MSNR %.1f dB",
@@ -279,7 +301,7 @@ def evaluate_attack(
         summary["asr"],
         summary["msnr_db"],
     )
-    if out_dir is not None:
+    if out_dir is not None and distributed.is_main():
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(
@@ -296,7 +318,41 @@ def evaluate_attack(
             paper_rows=paper_rows,
         )
         result.out_dir, result.report_md, result.report_html = out, md, html
+    distributed.barrier("waiting for rank 0 to write the evaluation")
     return result
+
+
+def _merge_ranks(
+    records: list[dict[str, Any]],
+    successes: list[tuple[int, int, Example]],
+    failures: list[tuple[int, int, Example]],
+    timing: TimePerExample,
+) -> tuple[list[dict[str, Any]], list[tuple[int, int, Example]], list[tuple[int, int, Example]]]:
+    """Every rank's records, candidate examples and batch timings merged (on every rank);
+    ``timing`` then excludes each rank's first batch (its warm-up)."""
+    mine: dict[str, Any] = {
+        "records": {i: r for i, r in enumerate(records) if r},
+        "successes": successes,
+        "failures": failures,
+        "batches": timing.batches,
+    }
+    parts = distributed.all_gather(mine)
+    merged: list[dict[str, Any]] = [{} for _ in records]
+    for part in parts:
+        for i, rec in part["records"].items():
+            merged[i] = rec
+    missing = [i for i, r in enumerate(merged) if not r]
+    if missing:
+        raise distributed.DistributedError(f"no rank attacked clips {missing[:5]}")
+    firsts = [p["batches"][:1] for p in parts]
+    rests = [p["batches"][1:] for p in parts]
+    timing.batches = [b for f in firsts for b in f] + [b for r in rests for b in r]
+    timing.warmup_batches = sum(len(f) for f in firsts)
+    return (
+        merged,
+        [t for p in parts for t in p["successes"]],
+        [t for p in parts for t in p["failures"]],
+    )
 
 
 def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:

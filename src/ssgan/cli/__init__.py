@@ -43,14 +43,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    from ssgan import distributed
+
     try:
+        if distributed.launched():  # started by torchrun with several processes
+            if not getattr(args, "data_parallel", False):
+                raise SSGANError(
+                    "this command does not run under torchrun; the data-parallel ones are "
+                    "`train victim` and `evaluate attack` (docs/distributed.md)"
+                )
+            distributed.init_from_env(getattr(args, "device", "cpu"))
+            if hasattr(args, "device"):
+                args.device = str(distributed.local_device(args.device))
         return int(args.func(args) or 0)
     except SSGANError as exc:
-        print(f"ssgan: error: {exc}", file=sys.stderr)
+        where = f"(rank {distributed.rank()}) " if distributed.is_active() else ""
+        print(f"ssgan: error: {where}{exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("ssgan: interrupted", file=sys.stderr)
         return 130
+    finally:
+        distributed.shutdown()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -107,5 +107,11 @@ def dataset_from_args(args: argparse.Namespace, **kwargs: Any) -> ClipDataset:
 
 
 def progress_bar(total: int, desc: str) -> tqdm:
-    """A tqdm bar on stderr (disabled when stderr is not a terminal and SSGAN_PROGRESS unset)."""
-    return tqdm(total=total, desc=desc, unit="clip", file=sys.stderr, dynamic_ncols=True)
+    """A tqdm bar on stderr (disabled when stderr is not a terminal and SSGAN_PROGRESS unset, and
+    on every torchrun rank but 0)."""
+    from ssgan import distributed
+
+    return tqdm(
+        total=total, desc=desc, unit="clip", file=sys.stderr, dynamic_ncols=True,
+        disable=not distributed.is_main(),
+    )  # fmt: skip

@@ -89,7 +89,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, type=Path, help="output directory")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument("--overwrite", action="store_true", help="replace existing results")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, data_parallel=True)  # torchrun: docs/distributed.md
 
 
 def _kwargs_for(func: Any, pairs: dict[str, str], what: str) -> dict[str, Any]:
@@ -196,6 +196,10 @@ def run(args: argparse.Namespace) -> int:
     with progress_bar(len(part), f"loading {part.name}") as bar:
         part.waveforms(progress=bar.update)
 
+    from ssgan import distributed
+
+    if distributed.is_active() and (args.target is not None or args.transfer_to):
+        raise SSGANError("--target and --transfer-to do not run under torchrun yet (one process)")
     if args.target is not None:
         if args.transfer_to:
             raise SSGANError("--transfer-to scores untargeted attacks; drop --target")
@@ -238,6 +242,8 @@ def run(args: argparse.Namespace) -> int:
         transforms=transforms,
     )
     s = result.summary
+    if not distributed.is_main():
+        return 0  # rank 0 writes and prints
     if transfer_victims:
         _write_transfer(args, attack, transfer_victims, out)
     if args.json:

@@ -62,7 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="RUN_V",
         help="start from this victim run's last weights (fine-tuning) instead of from scratch",
     )
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, data_parallel=True)  # torchrun: docs/distributed.md
 
 
 def run(args: argparse.Namespace) -> int:
@@ -105,5 +105,8 @@ def run(args: argparse.Namespace) -> int:
             config, train, test, args.out, adversary, init_from=args.init,
             resume=args.resume, device=args.device, progress=True, dataset_info=info,
         )  # fmt: skip
-    print(json.dumps(summary, indent=2))
+    from ssgan import distributed
+
+    if distributed.is_main():
+        print(json.dumps(summary, indent=2))
     return 0

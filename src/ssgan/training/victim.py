@@ -18,6 +18,11 @@ Run directory: ``config.json`` (resolved config), ``metrics.jsonl`` (one line pe
 accuracy). Randomness: crops, shuffling and augmentation come from one ``torch.Generator`` whose
 state is checkpointed; dropout uses the global torch RNG, which the trainer seeds and checkpoints
 inside ``torch.random.fork_rng`` so the caller's global RNG is left untouched.
+
+Under ``torchrun`` (process group initialised by the caller, ``ssgan.distributed``) the network is
+data-parallel: the shared generator draws the global order, each rank trains on its share of
+every batch with crops from its own generator, and rank 0 alone evaluates and writes files
+(``ssgan.training.parallel``, docs/distributed.md).
 """
 
 from __future__ import annotations
@@ -37,11 +42,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ssgan import SAMPLE_RATE
+from ssgan import SAMPLE_RATE, distributed
 from ssgan.config import from_dict, to_dict
 from ssgan.errors import CheckpointError, DatasetError, OutputError
 from ssgan.models.registry import DEFAULT_WINDOWS, MODELS, build_model
 from ssgan.models.victim import VICTIM_KIND, ClipClassifier, pad_clip, predict_clips
+from ssgan.training import parallel
 from ssgan.training.checkpoint import (
     atomic_write_json,
     atomic_write_text,
@@ -223,12 +229,20 @@ class TrainState:
 
     net: nn.Module
     optimizer: torch.optim.Optimizer
-    generator: torch.Generator  # crops, shuffling, augmentation
+    generator: torch.Generator  # shuffling; crops and augmentation too in a single process
     epoch: int = 0  # completed epochs
     best_accuracy: float = -1.0
     best_epoch: int = 0
     last_accuracy: float | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
+    # data parallel only: the DistributedDataParallel wrapper of `net` and this rank's generator
+    ddp: nn.Module | None = None
+    crop_generator: torch.Generator | None = None
+
+    @property
+    def crops(self) -> torch.Generator:
+        """The generator of crops and augmentation."""
+        return self.generator if self.crop_generator is None else self.crop_generator
 
 
 def epoch_batches(
@@ -298,7 +312,7 @@ def train_step(
         group["lr"] = lr
     ctx = torch.autocast(x.device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
     with ctx:
-        logits = state.net(x)
+        logits = (state.net if state.ddp is None else state.ddp)(x)
     loss = F.cross_entropy(logits.float(), y)
     state.optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -475,13 +489,26 @@ def train_victim(
     class_names = list(train_ds.class_names)
     if list(test_ds.class_names) != class_names:
         raise DatasetError("training and test sets have different class lists")
-    saved = _start_or_resume(config, out, resume)
+    world, rank = distributed.world_size(), distributed.rank()
+    if world > 1:
+        parallel.check_batch(config.batch_size, world)
+        if adversary is not None:
+            raise distributed.DistributedError(
+                "adversarial fine-tuning is not data-parallel yet: run it in one process"
+            )
+    saved = distributed.on_main(lambda: _start_or_resume(config, out, resume))
+    if saved and int(saved.get("world_size", 1)) != world:
+        raise CheckpointError(
+            f"{out}/last: trained with {saved.get('world_size', 1)} process(es), resumed with "
+            f"{world}; resume with the same number (torchrun --nproc-per-node / --nnodes)"
+        )
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
-    dev = torch.device(device)
+    dev = distributed.local_device(device)
     window = config.resolved_window
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "config.json", to_dict(config))
+    if distributed.is_main():
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(out / "config.json", to_dict(config))
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)  # weight init and dropout
@@ -501,14 +528,20 @@ def train_victim(
             fused=True,
         )
         state = TrainState(net, optimizer, torch.Generator().manual_seed(config.seed))
+        if world > 1:
+            torch.manual_seed(distributed.rank_seed(config.seed, rank))  # this rank's dropout
+            state.crop_generator = parallel.rank_generator(config.seed, rank)
+            state.ddp = parallel.wrap(net, dev)
         if saved:
             _restore(state, saved, out)
-        _trim_metrics(out / "metrics.jsonl", state.epoch)
+        if distributed.is_main():
+            _trim_metrics(out / "metrics.jsonl", state.epoch)
         start = time.perf_counter()
-        _loop(
-            state, config, train_clips, train_labels, test_clips, test_labels,
-            class_names, out, info, dev, progress, stop_after_epoch, adversary,
-        )  # fmt: skip
+        with distributed.collectives("training"):  # a lost rank: DistributedError, not a hang
+            _loop(
+                state, config, train_clips, train_labels, test_clips, test_labels,
+                class_names, out, info, dev, progress, stop_after_epoch, adversary,
+            )  # fmt: skip
     return {
         "best_accuracy": state.best_accuracy,
         "best_epoch": state.best_epoch,
@@ -527,6 +560,10 @@ def _restore(state: TrainState, saved: dict[str, Any], out: Path) -> None:
         state.optimizer.load_state_dict(saved["optimizer"])
         state.generator.set_state(saved["generator"])
         set_rng_state(saved["rng"])
+        if state.crop_generator is not None:  # data parallel: this rank's streams
+            mine = saved["ranks"][distributed.rank()]
+            state.crop_generator.set_state(mine["generator"])
+            set_rng_state(mine["rng"])
         state.epoch = int(saved["epoch"])
         state.best_accuracy = float(saved["best_accuracy"])
         state.best_epoch = int(saved["best_epoch"])
@@ -572,7 +609,8 @@ def _loop(
 
     window = config.resolved_window
     bar = tqdm(
-        total=config.epochs, initial=state.epoch, disable=not progress, unit="epoch",
+        total=config.epochs, initial=state.epoch, disable=not (progress and distributed.is_main()),
+        unit="epoch",
         desc=f"train {config.model}", dynamic_ncols=True,
     )  # fmt: skip
     try:
@@ -586,9 +624,13 @@ def _loop(
             t0 = time.perf_counter()
             lr = lr_at(config, epoch)
             loss_sum = correct = seen = 0.0
-            for idx in epoch_batches(len(train_clips), config.batch_size, state.generator):
+            world, rank = distributed.world_size(), distributed.rank()
+            for batch in epoch_batches(len(train_clips), config.batch_size, state.generator):
+                idx = parallel.rank_slice(batch, rank, world)
+                if idx is None:
+                    continue  # data parallel: too few clips left for every rank
                 x = make_batch(
-                    [train_clips[i] for i in idx.tolist()], window, state.generator,
+                    [train_clips[i] for i in idx.tolist()], window, state.crops,
                     gain_db=config.gain_db, stretch=config.time_stretch,
                 )  # fmt: skip
                 y = train_labels[idx]
@@ -599,23 +641,33 @@ def _loop(
                 loss_sum += stats["loss"] * len(idx)
                 correct += stats["correct"]
                 seen += len(idx)
+            loss_sum, correct, seen = distributed.all_reduce_sum([loss_sum, correct, seen])
             test_acc: float | None = None
             if epoch % config.eval_every == 0 or epoch == config.epochs:
-                test_acc, _ = evaluate_accuracy(
-                    state.net, test_clips, test_labels, window=window,
-                    n_crops=config.n_crops, batch_size=config.eval_batch, device=dev,
+                # rank 0 evaluates; the others wait for its figure
+                test_acc = distributed.on_main(
+                    lambda: evaluate_accuracy(
+                        state.net, test_clips, test_labels, window=window,
+                        n_crops=config.n_crops, batch_size=config.eval_batch, device=dev,
+                    )[0]
                 )  # fmt: skip
                 state.last_accuracy = test_acc
+            main = distributed.is_main()
             state.epoch = epoch
             improved = test_acc is not None and test_acc > state.best_accuracy
             if improved:
                 assert test_acc is not None
                 state.best_accuracy, state.best_epoch = test_acc, epoch
+            if improved and main:
                 save_checkpoint(
                     out, "best", _weights(state.net),
                     _meta(config, class_names, state, test_acc, info),
                 )  # fmt: skip
             if epoch % config.checkpoint_every == 0 or epoch == config.epochs:
+                ranks = _rank_streams(state)  # a collective: every rank takes part
+            else:
+                ranks = None
+            if main and ranks is not None:
                 save_checkpoint(
                     out, "last", _weights(state.net),
                     _meta(config, class_names, state, state.last_accuracy, info),
@@ -627,6 +679,8 @@ def _loop(
                         "best_accuracy": state.best_accuracy,
                         "best_epoch": state.best_epoch,
                         "last_accuracy": state.last_accuracy,
+                        "world_size": distributed.world_size(),
+                        **ranks,
                     },
                 )  # fmt: skip
             record = {
@@ -638,16 +692,27 @@ def _loop(
                 "seconds": time.perf_counter() - t0,
             }
             state.history.append(record)
-            with open(out / "metrics.jsonl", "a", encoding="utf-8") as fh:
-                fh.write(json.dumps(record) + "\n")
-            logger.info("epoch %d: %s", epoch, record)
+            if main:
+                with open(out / "metrics.jsonl", "a", encoding="utf-8") as fh:
+                    fh.write(json.dumps(record) + "\n")
+                logger.info("epoch %d: %s", epoch, record)
             postfix = {"loss": f"{record['loss']:.3f}", "train": f"{record['train_acc']:.2f}"}
             if state.best_accuracy >= 0:
                 postfix["best_test"] = f"{state.best_accuracy:.3f}"
             bar.set_postfix(postfix)
             bar.update(1)
+        distributed.barrier("waiting for rank 0's files")
     finally:
         bar.close()
+
+
+def _rank_streams(state: TrainState) -> dict[str, Any]:
+    """Data parallel: every rank's crop generator and dropout RNG states, for rank 0's
+    checkpoint (``{"ranks": [...]}``); ``{}`` in a single process."""
+    if state.crop_generator is None:
+        return {}
+    mine = {"generator": state.crop_generator.get_state(), "rng": rng_state()}
+    return {"ranks": distributed.all_gather(mine)}
 
 
 def load_config(run_dir: str | Path) -> VictimTrainConfig:

@@ -1,0 +1,86 @@
+"""Data-parallel victim training throughput: training crops per second, 1 process vs torchrun.
+
+Trains EnvNet (``--fc-width`` wide FC layers, default window) on ``--clips`` synthetic 5 s clips
+for ``--epochs`` epochs with the global batch ``--batch-size`` and reports crops per second of
+the epochs after the first (warm-up), from the run's ``metrics.jsonl``. Run it once plainly and
+once under torchrun with the same arguments; each run appends one JSON line to ``--out``:
+
+    python benchmarks/ddp_throughput.py --out ddp.jsonl
+    torchrun --standalone --nproc-per-node 2 benchmarks/ddp_throughput.py --out ddp.jsonl
+
+``--threads`` intra-op threads per process (default: cores / processes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from ssgan import distributed
+from ssgan.training.victim import VictimTrainConfig, train_victim
+
+
+class Clips:
+    def __init__(self, n: int, seed: int) -> None:
+        g = torch.Generator().manual_seed(seed)
+        t = torch.arange(80_000) / 16_000
+        self.y = torch.arange(n) % 4
+        freqs = torch.tensor([220.0, 660.0, 1500.0, 3000.0])[self.y]
+        self.x = torch.sin(2 * math.pi * freqs[:, None] * t) + 0.05 * torch.randn(
+            n, 80_000, generator=g
+        )
+        self.class_names = ["a", "b", "c", "d"]
+
+    def waveforms(self) -> list[torch.Tensor]:
+        return list(self.x)
+
+    def labels(self) -> list[int]:
+        return self.y.tolist()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clips", type=int, default=64)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--fc-width", type=int, default=1024)
+    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    distributed.init_from_env("cpu")
+    world = distributed.world_size()
+    threads = args.threads or max(1, (os.cpu_count() or 1) // world)
+    config = VictimTrainConfig(
+        fc_width=args.fc_width, epochs=args.epochs, batch_size=args.batch_size,
+        eval_every=10_000, n_crops=1, num_threads=threads, checkpoint_every=10_000,
+    )  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        run = distributed.broadcast(tmp)  # rank 0's directory
+        train_victim(config, Clips(args.clips, 0), Clips(2, 1), Path(run) / "r", progress=False)
+        if distributed.is_main():
+            lines = (Path(run) / "r" / "metrics.jsonl").read_text().splitlines()
+            seconds = [json.loads(s)["seconds"] for s in lines][1:]
+            steps = args.clips // args.batch_size
+            result = {
+                "processes": world,
+                "threads_per_process": threads,
+                "fc_width": args.fc_width,
+                "global_batch": args.batch_size,
+                "crops_per_second": steps * args.batch_size * len(seconds) / sum(seconds),
+                "epoch_seconds": seconds,
+            }
+            print(json.dumps(result))
+            with open(args.out, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(result) + "\n")
+        distributed.barrier()
+    distributed.shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,126 @@
+"""A worker that tests/test_distributed.py starts with torchrun (2 processes, gloo).
+
+``python dist_worker.py train OUT [--stop-after N] [--resume] [--die-after-batches N]``: trains
+the tiny victim of ``TINY_DDP`` on the synthetic clips; ``--die-after-batches`` makes rank 1 exit
+hard after making that many batches (a crashed rank). ``python dist_worker.py evaluate OUT
+VICTIM_PT``: FGSM over synthetic clips of two lengths against the saved ``TinyVictim`` weights.
+
+Each rank records which files it wrote through the trainer/evaluator (``OUT.writes.rankR.json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import torch
+
+from conftest import TinyVictim, synth_batch
+from ssgan import distributed
+from test_train_victim import TINY
+
+# The victim config of the data-parallel tests: test_train_victim's tiny EnvNet (dropout and
+# augmentation on, 2 epochs of 2 global batches of 8) in float32, for tight comparisons.
+TINY_DDP = dataclasses.replace(TINY, bf16=False)
+
+
+class MemoryClips:
+    def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.x, self.y = x, y
+        self.class_names = ["a", "b", "c", "d"]
+        self.clips = [SimpleNamespace(name=f"clip{i}.wav") for i in range(len(y))]
+        self.name = "synth"
+
+    def waveforms(self) -> list[torch.Tensor]:
+        return list(self.x)
+
+    def labels(self) -> list[int]:
+        return self.y.tolist()
+
+
+def train_data() -> tuple[MemoryClips, MemoryClips]:
+    x, y = synth_batch(16, 6000, seed=10)
+    xt, yt = synth_batch(6, 6000, seed=11)
+    return MemoryClips(x, y), MemoryClips(xt, yt)
+
+
+class EvalClips(MemoryClips):
+    """11 clips of two lengths (batches grouped by length, as ``evaluate_attack`` does)."""
+
+    def __init__(self) -> None:
+        x, y = synth_batch(11, 5000, seed=12)
+        super().__init__(x, y)
+        self.wav = [w[:4000] if i % 3 == 0 else w for i, w in enumerate(x)]
+
+    def waveforms(self) -> list[torch.Tensor]:
+        return list(self.wav)
+
+
+def _spy(module: Any, name: str, log: list[str]) -> None:
+    real = getattr(module, name)
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        log.append(f"{name}:{Path(str(args[0])).name}")
+        return real(*args, **kwargs)
+
+    setattr(module, name, wrapper)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("task", choices=("train", "evaluate"))
+    parser.add_argument("out", type=Path)
+    parser.add_argument("victim", nargs="?")
+    parser.add_argument("--stop-after", type=int, default=None)
+    parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--die-after-batches", type=int, default=None)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    distributed.init_from_env("cpu")
+    rank = distributed.rank()
+    writes: list[str] = []
+    if args.task == "train":
+        from ssgan.training import victim
+
+        for name in ("save_checkpoint", "atomic_write_json", "_trim_metrics"):
+            _spy(victim, name, writes)
+        if args.die_after_batches is not None and rank == 1:
+            real_make_batch = victim.make_batch
+            calls = [0]
+
+            def dying(*a: Any, **k: Any) -> torch.Tensor:
+                calls[0] += 1
+                if calls[0] > args.die_after_batches:
+                    os._exit(3)  # a crashed process: no cleanup, no goodbye to the others
+                return real_make_batch(*a, **k)
+
+            victim.make_batch = dying  # type: ignore[assignment]
+        train, test = train_data()
+        victim.train_victim(
+            TINY_DDP, train, test, args.out, resume=args.resume, progress=False,
+            stop_after_epoch=args.stop_after,
+        )  # fmt: skip
+    else:
+        from ssgan import evaluation
+        from ssgan.attacks import make_attack
+
+        for name in ("atomic_write_text", "atomic_write_json", "write_report"):
+            _spy(evaluation, name, writes)
+        model = TinyVictim()
+        model.load_state_dict(torch.load(args.victim, weights_only=True))
+        attack = make_attack("fgsm", {"eps": "0.5"})
+        evaluation.evaluate_attack(attack, model, EvalClips(), batch_size=2, out_dir=args.out)
+    log = args.out.parent / f"{args.out.name}.writes.rank{rank}.json"
+    with open(log, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(writes) + "\n")
+    distributed.shutdown()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
