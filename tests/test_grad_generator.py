@@ -97,3 +97,12 @@ def test_gradient_generator_run_reloads_with_its_gradient_input(tmp_path: Path) 
     x = torch.stack(clips[:2])
     x_adv = attack(victim, x, torch.tensor(labels[:2]))
     assert torch.allclose(snr_db(x, x_adv).float(), torch.full((2,), 30.0), atol=0.1)
+
+
+def test_cpu_grad_profile_is_the_recipe_with_the_gradient_on_the_clip_victim() -> None:
+    cfg = PROFILES["cpu-grad"]
+    assert cfg.g_grad and cfg.victim_view == "clip" and cfg.victim_crops == 2
+    assert (
+        dataclasses.replace(cfg, g_grad=False, victim_view="windows", victim_crops=None)
+        == (PROFILES["cpu"])
+    )

@@ -277,6 +277,10 @@ PROFILES: dict[str, GANTrainConfig] = {
     # an exact SNR (no norm loss, so no collapse to nothing and no noise at a bound), no D, the
     # margin on the victim's window network at a random offset inside the crop.
     "cpu": _RECIPE,
+    # The recipe with the gradient-informed G (it queries the victim's gradient at attack time:
+    # its own row), scored on the clip victim with 2 crops so training keeps its FGM start
+    # (docs/recipe.md, "Whole clips and the gradient-informed generator").
+    "cpu-grad": dataclasses.replace(_RECIPE, g_grad=True, victim_view="clip", victim_crops=2),
     # The old CPU recipe (tanh bounded at 0.01, SNR hinge, D on, 4 clip crops), for comparison.
     "cpu-tanh": GANTrainConfig(
         epochs=30,
