@@ -25,11 +25,11 @@ def _option(parser: argparse.ArgumentParser, flag: str) -> argparse.Action | Non
 
 def test_the_command_table_is_static_and_complete() -> None:
     assert [m.__name__.rsplit(".", 1)[1] for m in COMMANDS] == [
-        "data", "train", "evaluate", "attack", "reproduce", "demo",
+        "data", "train", "evaluate", "attack", "reproduce", "demo", "config",
     ]  # fmt: skip
     paths = {" ".join(p) for p, _ in _leaves(build_parser())}
     assert {"attack", "demo", "train victim", "train gan", "evaluate victim",
-            "evaluate attack", "reproduce table2", "reproduce table3"} <= paths  # fmt: skip
+            "evaluate attack", "reproduce table2", "reproduce table3", "config show"} <= paths  # fmt: skip
 
 
 def test_evaluate_needs_its_subcommand(capsys: pytest.CaptureFixture) -> None:
@@ -65,3 +65,25 @@ def test_every_command_has_help(capsys: pytest.CaptureFixture) -> None:
             main([*path, "--help"])
         assert info.value.code == 0
         assert "usage: ssgan" in capsys.readouterr().out
+
+
+def test_config_show_prints_the_resolved_profile_with_overrides(capsys) -> None:
+    import dataclasses
+    import json
+
+    from ssgan.training.gan import PROFILES as GAN_PROFILES
+    from ssgan.training.victim import get_profile
+
+    assert main(["config", "show", "gan", "--profile", "cpu-grad", "--set", "lr=3e-4"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    expected = dataclasses.asdict(dataclasses.replace(GAN_PROFILES["cpu-grad"], lr=3e-4))
+    assert shown == json.loads(json.dumps(expected))
+    assert main(["config", "show", "victim", "--profile", "demo", "--model", "logmel"]) == 0
+    victim = json.loads(capsys.readouterr().out)
+    assert (
+        victim["model"] == "logmel" and victim["fc_width"] == get_profile("demo", "logmel").fc_width
+    )
+    assert main(["config", "show", "gan", "--profile", "nope"]) == 2
+    assert "nope" in capsys.readouterr().err
+    assert main(["config", "show", "gan", "--set", "bogus=1"]) == 2
+    assert "bogus" in capsys.readouterr().err

@@ -17,12 +17,12 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from ssgan.cli import attack, data, demo, evaluate, reproduce, train
+from ssgan.cli import attack, config, data, demo, evaluate, reproduce, train
 from ssgan.errors import SSGANError
 
 # Each module exposes ``register(subparsers)``, which adds its parser(s) and sets ``func`` (a
 # callable taking the parsed namespace and returning an exit status).
-COMMANDS = (data, train, evaluate, attack, reproduce, demo)
+COMMANDS = (data, train, evaluate, attack, reproduce, demo, config)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,55 @@
+"""``ssgan config show victim|gan --profile P [--model M] [--set key=value ...]``: the resolved
+settings a training would use, as JSON (the same resolution as ``ssgan train``, nothing run)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ssgan.config import apply_overrides, to_dict
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from ssgan.models.registry import MODELS
+    from ssgan.training.gan import PROFILES as GAN_PROFILES
+    from ssgan.training.victim import PROFILES as VICTIM_PROFILES
+
+    parser = sub.add_parser("config", help="print the resolved settings of a profile")
+    inner = parser.add_subparsers(dest="action", required=True)
+    show = inner.add_parser("show", help="the settings `ssgan train` would use, as JSON")
+    show.add_argument("what", choices=("victim", "gan"), help="which training")
+    show.add_argument(
+        "--profile",
+        default="cpu",
+        help=f"victim: {', '.join(VICTIM_PROFILES)}; gan: {', '.join(GAN_PROFILES)}",
+    )
+    show.add_argument("--model", choices=tuple(MODELS), default="envnet", help="victim only")
+    show.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a field as `ssgan train ... --set` does (repeatable)",
+    )
+    show.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ssgan.training.gan import PROFILES as GAN_PROFILES
+    from ssgan.training.victim import get_profile
+
+    try:
+        if args.what == "victim":
+            config = get_profile(args.profile, args.model)
+        elif args.profile in GAN_PROFILES:
+            config = GAN_PROFILES[args.profile]
+        else:
+            raise ValueError(f"profile={args.profile!r}: expected one of {', '.join(GAN_PROFILES)}")
+        config = apply_overrides(config, args.overrides)
+    except ValueError as exc:
+        print(f"ssgan: error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(to_dict(config), indent=2, sort_keys=True))
+    return 0
