@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
 from ssgan.config import apply_overrides, to_dict
 
@@ -40,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from ssgan.training.gan import PROFILES as GAN_PROFILES
     from ssgan.training.victim import get_profile
 
+    config: Any
     try:
         if args.what == "victim":
             config = get_profile(args.profile, args.model)
