@@ -16,20 +16,9 @@ from ssgan.metrics import snr_db
 from ssgan.models.generator import Generator
 from ssgan.models.victim import ClipClassifier
 from ssgan.training.gan import PROFILES, g_step, make_state, train_gan
+from test_recipe import SNR_CONFIG
 
-CONFIG = dataclasses.replace(
-    PROFILES["smoke"],
-    segment_seconds=0.05,
-    batch_size=4,
-    g_channels=4,
-    g_blocks=1,
-    g_output="snr",
-    snr_db=30.0,
-    gamma=0.0,
-    beta=0.0,
-    margin=2.0,
-    g_grad=True,
-)
+CONFIG = dataclasses.replace(SNR_CONFIG, g_grad=True)  # the recipe tests' tiny setup
 
 
 def _victim(seed: int = 0) -> ClipClassifier:
@@ -106,3 +95,21 @@ def test_cpu_grad_profile_is_the_recipe_with_the_gradient_on_the_clip_victim() -
         dataclasses.replace(cfg, g_grad=False, victim_view="windows", victim_crops=None)
         == (PROFILES["cpu"])
     )
+
+
+def test_d_and_g_steps_share_one_victim_gradient(monkeypatch) -> None:
+    import ssgan.training.gan as gan
+
+    calls = []
+    real = gan.input_gradient
+
+    def counting(model, x, y):  # type: ignore[no-untyped-def]
+        calls.append(x.shape[0])
+        return real(model, x, y)
+
+    monkeypatch.setattr(gan, "input_gradient", counting)
+    victim = _victim(3)
+    clips = [synth_batch(1, 1600, seed=s)[0][0] for s in range(4)]
+    cfg = dataclasses.replace(CONFIG, gamma=1.0, epochs=1, steps_per_epoch=2, val_clips=0)
+    gan.fit_gan(cfg, victim, (clips, [s % 3 for s in range(4)]), progress=False)
+    assert calls == [4, 4]  # one gradient per step, though D and G both perturb

@@ -362,9 +362,17 @@ def _uniform(n: int, lo: float, hi: float, rng: torch.Generator) -> Tensor:
 
 
 def d_step(
-    state: GANState, x: Tensor, y: Tensor | None = None, victim: nn.Module | None = None
+    state: GANState,
+    x: Tensor,
+    y: Tensor | None = None,
+    victim: nn.Module | None = None,
+    *,
+    grad: Tensor | None = None,
 ) -> dict[str, float]:
     """One discriminator update on clean crops ``x (batch, time)``; G is not updated.
+
+    A ``grad_input`` G needs the victim's input gradient at ``x``: pass it as ``grad`` (the
+    training loop computes it once for both steps) or pass ``y`` and ``victim``.
 
     ``x_adv = x + G(x)`` is computed without gradient (the fake is detached). Labels are soft
     (real ~ U[0.9, 1], fake ~ U[0, 0.1] by default) and each example's pair is swapped with
@@ -378,7 +386,8 @@ def d_step(
     real, fake = torch.where(flip, fake, real), torch.where(flip, real, fake)
     real, fake = real.to(x.device), fake.to(x.device)
     state.D.train()
-    grad = _victim_gradient(state, x, y, victim)
+    if grad is None:
+        grad = _victim_gradient(state, x, y, victim)
     # D judges realism, whatever G aimed at: any class will do as the conditional G's target.
     target = _any_class(state, batch)
     with torch.no_grad(), _autocast(x, cfg.bf16):
@@ -397,8 +406,12 @@ def d_step(
     }
 
 
-def g_step(state: GANState, x: Tensor, y: Tensor, victim: nn.Module) -> dict[str, float]:
+def g_step(
+    state: GANState, x: Tensor, y: Tensor, victim: nn.Module, *, grad: Tensor | None = None
+) -> dict[str, float]:
     """One generator update: ``L_G = L_fool + alpha L_adv + beta L_pert`` on crops ``x``.
+
+    ``grad``: the victim's input gradient at ``x`` for a ``grad_input`` G, if already computed.
 
     ``y`` are the true labels ``(batch,)`` (with ``config.target_class`` set, the target). D and
     the victim are frozen (``requires_grad`` off, restored afterwards) and the victim runs in
@@ -416,7 +429,8 @@ def g_step(state: GANState, x: Tensor, y: Tensor, victim: nn.Module) -> dict[str
         labels = torch.full_like(labels, int(cfg.target_class or 0))
     state.G.train()
     with victim_frozen(victim), _no_param_grads(state.D):
-        grad = _victim_gradient(state, x, y, victim)
+        if grad is None:
+            grad = _victim_gradient(state, x, y, victim)
         with _autocast(x, cfg.bf16):
             delta = _perturb(state.G, x, cfg.segment_samples, grad, g_target).float()
         x_adv = x + delta
@@ -827,8 +841,10 @@ def _run(
                 x = random_crops([clips[i] for i in idx.tolist()], length, generator=state.rng)
                 x = x.to(device)
                 y = torch.tensor([labels[i] for i in idx.tolist()], device=device)
-                losses = d_step(state, x, y, train_victim) if config.gamma > 0 else {}
-                losses.update(g_step(state, x, y, train_victim))
+                # One victim backward per step for a grad_input G, shared by D and G.
+                grad = _victim_gradient(state, x, y, train_victim)
+                losses = d_step(state, x, grad=grad) if config.gamma > 0 else {}
+                losses.update(g_step(state, x, y, train_victim, grad=grad))
                 for k, v in losses.items():
                     sums[k] = sums.get(k, 0.0) + v
             state.sched_G.step()
