@@ -99,15 +99,16 @@ def test_cpu_grad_profile_is_the_recipe_with_the_gradient_on_the_clip_victim() -
 
 def test_d_and_g_steps_share_one_victim_gradient(monkeypatch) -> None:
     import ssgan.training.gan as gan
+    import ssgan.training.gan_steps as gan_steps
 
     calls = []
-    real = gan.input_gradient
+    real = gan_steps.input_gradient
 
     def counting(model, x, y):  # type: ignore[no-untyped-def]
         calls.append(x.shape[0])
         return real(model, x, y)
 
-    monkeypatch.setattr(gan, "input_gradient", counting)
+    monkeypatch.setattr(gan_steps, "input_gradient", counting)
     victim = _victim(3)
     clips = [synth_batch(1, 1600, seed=s)[0][0] for s in range(4)]
     cfg = dataclasses.replace(CONFIG, gamma=1.0, epochs=1, steps_per_epoch=2, val_clips=0)

@@ -15,7 +15,8 @@ from ssgan.losses import margin_loss, targeted_margin_loss
 from ssgan.metrics import snr_db
 from ssgan.models.generator import Generator, scale_to_snr
 from ssgan.models.victim import ClipClassifier
-from ssgan.training.gan import PROFILES, GANTrainConfig, _perturb, _score, g_step, make_state
+from ssgan.training.gan import PROFILES, GANTrainConfig, _score, g_step, make_state
+from ssgan.training.gan_steps import _perturb
 
 SNR_CONFIG = dataclasses.replace(
     PROFILES["smoke"],

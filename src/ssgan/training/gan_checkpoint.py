@@ -1,0 +1,118 @@
+"""The SSGAN run's checkpoints: what ``last`` and ``best`` hold, and resuming from ``last``.
+
+``last`` holds G + D weights, metadata and the optimiser / scheduler / RNG state (written every
+epoch, so a resume continues exactly); ``best`` holds the generator of the best epoch, which
+``SSGANAttack.from_run`` loads. Files are written atomically by ``ssgan.training.checkpoint``;
+the loop that calls these is ``ssgan.training.gan``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ssgan import SAMPLE_RATE
+from ssgan.config import from_dict, to_dict
+from ssgan.errors import CheckpointError
+from ssgan.training.checkpoint import (
+    atomic_write_text,
+    flatten_state_dicts,
+    json_safe,
+    load_checkpoint,
+    save_checkpoint,
+    unflatten_state_dict,
+)
+from ssgan.training.gan_config import GANTrainConfig
+from ssgan.training.gan_steps import GANState, make_state
+
+FORMAT = 1
+
+
+def _meta(state: GANState, metrics: dict[str, float], extra: dict[str, Any]) -> dict[str, Any]:
+    from ssgan.attacks.ssgan import GAN_KIND
+
+    return {
+        "kind": GAN_KIND,
+        "format": FORMAT,
+        "epoch": state.epoch,
+        "config": to_dict(state.config),
+        "generator": state.config.generator_shape(),
+        "segment_seconds": state.config.segment_seconds,
+        "sample_rate": SAMPLE_RATE,
+        "metrics": json_safe(metrics),
+        **extra,
+    }
+
+
+def _save(
+    out_dir: Path, state: GANState, metrics: dict[str, float], extra: dict[str, Any], best: bool
+) -> None:
+    meta = _meta(state, metrics, extra)
+    if best:
+        save_checkpoint(out_dir, "best", flatten_state_dicts(G=state.G.state_dict()), meta)
+    training_state = {
+        "opt_G": state.opt_G.state_dict(),
+        "opt_D": state.opt_D.state_dict(),
+        "sched_G": state.sched_G.state_dict(),
+        "sched_D": state.sched_D.state_dict(),
+        "rng": state.rng.get_state(),
+        "epoch": state.epoch,
+        "best": list(state.best) if state.best is not None else None,
+    }
+    tensors = flatten_state_dicts(G=state.G.state_dict(), D=state.D.state_dict())
+    save_checkpoint(out_dir, "last", tensors, meta, training_state)
+
+
+def _resume(out_dir: Path, config: GANTrainConfig, device: str | torch.device) -> GANState:
+    tensors, meta, saved = load_checkpoint(out_dir, "last", with_state=True)
+    where = out_dir / "last.json"
+    from ssgan.attacks.ssgan import GAN_KIND
+
+    if meta.get("kind") != GAN_KIND or saved is None:
+        raise CheckpointError(f"{where}: not an SSGAN training checkpoint")
+    old = from_dict(GANTrainConfig, meta.get("config", {}))
+    if dataclasses.replace(old, epochs=config.epochs) != config:
+        changed = [
+            f.name
+            for f in dataclasses.fields(config)
+            if f.name != "epochs" and getattr(old, f.name) != getattr(config, f.name)
+        ]
+        raise CheckpointError(
+            f"{where}: cannot resume with a different config (changed: {', '.join(changed)}); "
+            "only epochs may change"
+        )
+    state = make_state(config, device=device)
+    try:
+        state.G.load_state_dict(unflatten_state_dict(tensors, "G"))
+        state.D.load_state_dict(unflatten_state_dict(tensors, "D"))
+        state.opt_G.load_state_dict(saved["opt_G"])
+        state.opt_D.load_state_dict(saved["opt_D"])
+        state.sched_G.load_state_dict(saved["sched_G"])
+        state.sched_D.load_state_dict(saved["sched_D"])
+        state.rng.set_state(saved["rng"])
+    except (KeyError, RuntimeError, ValueError) as exc:
+        first = " ".join(str(exc).split())[:300]
+        raise CheckpointError(f"{where}: training state does not fit ({first})") from None
+    state.epoch = int(saved["epoch"])
+    best = saved.get("best")
+    if best is not None and len(best) == 2:  # written before the SNR rank existed
+        best = [1.0, *best]
+    state.best = (float(best[0]), float(best[1]), float(best[2])) if best is not None else None
+    return state
+
+
+def _keep_metrics_until(path: Path, epoch: int) -> None:
+    """Drop metrics lines of epochs after the checkpoint we resume from (a crash between the
+    metrics line and the checkpoint leaves one)."""
+    if not path.is_file():
+        return
+    kept = [
+        line
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip() and json.loads(line).get("epoch", 0) <= epoch
+    ]
+    atomic_write_text(path, "".join(line + "\n" for line in kept))
