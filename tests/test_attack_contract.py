@@ -33,6 +33,7 @@ CASES: dict[str, tuple[str, list[str]]] = {
     "pgd": ("pgd", ["eps=0.5", "steps=5"]),
     "pgd-l2": ("pgd", ["norm=l2", "eps=30", "steps=5"]),
     "cw": ("cw", ["c=100", "lr=0.1", "steps=30", "binary_search_steps=1"]),
+    "ddn": ("ddn", ["steps=20", "init_snr_db=0", "min_snr_db=-20"]),
     "uap-iterative": (
         "uap-iterative",
         ["xi=0.8", f"length={LENGTH}", "max_passes=10", "ddn_steps=20", "ddn_init_norm=20"],

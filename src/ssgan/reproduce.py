@@ -43,6 +43,15 @@ PROFILES = ("smoke", "demo", "cpu", "paper")
 #: far more than the CPU budget; the caption of every table says which sample was used.
 EVAL_TRAIN_CLIPS = {"smoke": 0, "demo": 0, "cpu": 200, "paper": 0}
 TABLE2_SEGMENTS = (0.8, 1.6, 3.2, 4.0)
+#: Table II's rows per generator: query-free, then the attack-time steps that query the victim
+#: (``SSGANAttack`` settings; ``None`` = the profile's ``REFINE_STEPS``).
+ATTACK_TIME_ROWS: dict[str, dict[str, Any]] = {
+    "": {},
+    " + quietest": {"quietest": True},
+    " + refine": {"refine_steps": None},
+}
+#: Minimum-norm steps of the "+ refine" row (chosen on validation clips: docs/recipe.md).
+REFINE_STEPS = {"smoke": 2, "demo": 10, "cpu": 10, "paper": 10}
 TABLE3_METHODS = ("ssgan", "uap-iterative", "uap-penalty")
 
 #: Settings of the universal perturbations per profile. Their fit is a per-sample attack (DDN)
@@ -491,12 +500,16 @@ def reproduce_table2(opts: ReproduceOptions, report: Reporter = log.info) -> Pat
             )
         )
         paper = [r for r in TABLE_II if r.label == f"SSGAN t1={float(t1)} s"]
-        # The same generator with the quietest-scale search (it queries the victim: its own
-        # row, never mixed with the query-free one).
+        # The same generator with an attack-time step that queries the victim (each its own
+        # row, never mixed with the query-free one): the quietest-scale search, and the
+        # minimum-norm refinement from G's output (docs/recipe.md, "Per-example loudness").
         # (Not in the seconds-long smoke profile, whose tests time the original four stages.)
-        for quietest in (False, True) if opts.profile != "smoke" else (False,):
-            row_tag = f"{tag}_quietest" if quietest else tag
-            what = f"SSGAN{' + quietest' if quietest else ''} t1={t1:g} s"
+        variants = ATTACK_TIME_ROWS if opts.profile != "smoke" else {"": {}}
+        for suffix, extra in variants.items():
+            extra = {k: REFINE_STEPS[opts.profile] if v is None else v for k, v in extra.items()}
+            label = suffix.replace("refine", f"refine {extra.get('refine_steps', '')}").rstrip()
+            row_tag = tag + suffix.replace(" + ", "_")
+            what = f"SSGAN{label} t1={t1:g} s"
             for subset, ds in (("train", train_eval), ("test", test)):
                 stages.append(
                     _eval_stage(
@@ -507,25 +520,25 @@ def reproduce_table2(opts: ReproduceOptions, report: Reporter = log.info) -> Pat
                             opts.out / tag,
                             checkpoint="last",
                             device=opts.device,
-                            quietest=quietest,
+                            **extra,
                         ),
                         victim_dir=victim_dir,
                         dataset=ds,
                         device=opts.device,
                         title=f"{what} on {info['dataset']} {subset} ({opts.split})",
-                        paper_rows=[r for r in paper if r.subset == subset and not quietest],
+                        paper_rows=[r for r in paper if r.subset == subset and not extra],
                         meta={
                             "attack": "ssgan",
                             "segment_seconds": t1,
                             "subset": subset,
-                            "quietest": quietest,
+                            "quietest": bool(extra.get("quietest", False)),
+                            "refine_steps": int(extra.get("refine_steps", 0)),
                             **info,
                         },
                         seed=opts.seed,
                     )
                 )
-            rows.append((f"{t1:g} s{' + quietest' if quietest else ''}", row_tag,
-                         [] if quietest else paper))  # fmt: skip
+            rows.append((f"{t1:g} s{label}", row_tag, [] if extra else paper))
     # What loudness alone does: Gaussian noise at the generator's SNR, on the same clips.
     from ssgan.attacks.noise import GaussianNoise
     from ssgan.training.gan import PROFILES as GAN_PROFILES

@@ -17,6 +17,7 @@ from typing import Any
 
 from ssgan.attacks.base import Attack, Budget, LearnedAttack
 from ssgan.attacks.cw import CW
+from ssgan.attacks.ddn import DDN
 from ssgan.attacks.fgsm import FGSM
 from ssgan.attacks.noise import GaussianNoise
 from ssgan.attacks.pgd import PGD
@@ -26,6 +27,7 @@ from ssgan.config import _convert, parse_key_values
 __all__ = [
     "ATTACKS",
     "CW",
+    "DDN",
     "FGSM",
     "PGD",
     "Attack",
@@ -43,6 +45,7 @@ ATTACKS: dict[str, type[Attack] | str] = {
     "fgsm": FGSM,
     "pgd": PGD,
     "cw": CW,
+    "ddn": DDN,
     "noise": GaussianNoise,
     "uap-iterative": UAPIterative,
     "uap-penalty": UAPPenalty,

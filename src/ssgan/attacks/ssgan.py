@@ -38,6 +38,7 @@ from ssgan.attacks.base import (
     check_positive,
     input_gradient,
 )
+from ssgan.attacks.ddn import refine_min_norm
 from ssgan.data import segments as sip
 from ssgan.errors import CheckpointError
 from ssgan.models.generator import DEFAULT_MAX_DELTA, Generator
@@ -74,6 +75,12 @@ class SSGANAttack(LearnedAttack):
             forward passes per clip (no gradient). A clip not fooled even at
             ``search_min_snr_db`` keeps that loudest scale. Off by default: it queries the
             victim, so it is reported as its own row ("SSGAN + quietest").
+        refine_steps: after G (and before ``quietest``), this many steps of the minimum-norm
+            search of DDN (``ssgan.attacks.ddn``) starting from G's perturbation: each clip's
+            loudness walks down where it fools and up (never louder than
+            ``search_min_snr_db``) where it does not, along the victim's gradient. One victim
+            forward + backward per step: its own row ("SSGAN + refine k"). 0 (default): off.
+        refine_gamma: the relative change of each clip's norm per refine step.
         precision: ``"float32"`` or ``"bfloat16"``: the arithmetic of G at attack time.
             bfloat16 runs G under autocast (CPUs with AVX512-BF16 or AMX, and GPUs); the bound
             ``|delta| <= max_delta`` and the stitched output stay float32. docs/performance.md
@@ -114,6 +121,8 @@ class SSGANAttack(LearnedAttack):
         search_min_snr_db: float = 10.0,
         search_max_snr_db: float = 50.0,
         search_steps: int = 6,
+        refine_steps: int = 0,
+        refine_gamma: float = 0.1,
     ) -> None:
         if not search_min_snr_db < search_max_snr_db:
             raise ValueError(
@@ -124,7 +133,11 @@ class SSGANAttack(LearnedAttack):
         self.search_min_snr_db = float(search_min_snr_db)
         self.search_max_snr_db = float(search_max_snr_db)
         self.search_steps = check_int("search_steps", search_steps, minimum=1)
-        if self.quietest or grad_input:
+        self.refine_steps = check_int("refine_steps", refine_steps, minimum=0)
+        self.refine_gamma = check_positive("refine_gamma", refine_gamma)
+        if self.refine_gamma >= 1:
+            raise ValueError(f"refine_gamma={refine_gamma!r}: expected a value in (0, 1)")
+        if self.quietest or grad_input or self.refine_steps:
             self.queries_victim = True  # type: ignore[misc]
         self.precision = check_choice("precision", precision, PRECISIONS)
         self.segment_seconds = check_positive("segment_seconds", segment_seconds)
@@ -217,10 +230,13 @@ class SSGANAttack(LearnedAttack):
         search_min_snr_db: float = 10.0,
         search_max_snr_db: float = 50.0,
         search_steps: int = 6,
+        refine_steps: int = 0,
+        refine_gamma: float = 0.1,
     ) -> SSGANAttack:
         """Load the generator of a run written by ``ssgan train gan`` (safetensors + JSON).
 
-        ``quietest`` and ``search_*``: the attack-time loudness search (see the class).
+        ``quietest``, ``search_*`` and ``refine_*``: the attack-time steps that query the
+        victim (see the class).
 
         Raises ``CheckpointError`` naming the file for a missing run, a checkpoint of another
         kind or weights that do not fit the recorded generator shape.
@@ -246,6 +262,8 @@ class SSGANAttack(LearnedAttack):
                 search_min_snr_db=search_min_snr_db,
                 search_max_snr_db=search_max_snr_db,
                 search_steps=search_steps,
+                refine_steps=refine_steps,
+                refine_gamma=refine_gamma,
                 **shape,
             )
             attack.generator.load_state_dict(unflatten_state_dict(tensors, "G"), strict=True)
@@ -381,6 +399,18 @@ class SSGANAttack(LearnedAttack):
         if self.generator.grad_input:  # __call__ has frozen the victim
             grad = input_gradient(model, x, y)
         delta = self.perturbation(x, grad, target)
+        if self.refine_steps:
+            delta = refine_min_norm(
+                model,
+                x,
+                y,
+                target,
+                delta,
+                steps=self.refine_steps,
+                gamma=self.refine_gamma,
+                init_snr_db=self.snr_db,
+                min_snr_db=self.search_min_snr_db,
+            )
         if self.quietest:
             delta = self._quietest(model, x, y, delta, target)
         return x + delta

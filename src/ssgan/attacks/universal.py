@@ -36,8 +36,8 @@ from ssgan.attacks.base import (
     check_int,
     check_positive,
     margin,
-    rand_like_cpu,
 )
+from ssgan.attacks.ddn import ddn
 
 logger = logging.getLogger(__name__)
 
@@ -82,66 +82,6 @@ def _length_batches(
         order = torch.randperm(len(batches), generator=generator).tolist()
         batches = [batches[j] for j in order]
     return batches
-
-
-def ddn(
-    model: nn.Module,
-    x: Tensor,
-    labels: Tensor,
-    *,
-    targeted: bool = False,
-    steps: int = 50,
-    gamma: float = 0.05,
-    init_norm: float = 1.0,
-    generator: torch.Generator | None = None,
-) -> Tensor:
-    """Decoupled direction and norm attack (Rony et al. 2019, "Decoupling direction and norm for
-    efficient gradient-based L2 adversarial attacks and defenses").
-
-    Returns the smallest-L2 successful ``delta`` ``(batch, time)`` found per clip (zeros where
-    none was found); ``x + delta`` stays in [-1, 1]. ``labels`` are true labels (untargeted) or
-    targets. The step size follows a cosine decay from 1 to 0.01 as in the reference code; the
-    norm of the ball shrinks by ``gamma`` while adversarial and grows by ``gamma`` otherwise.
-    """
-    batch = x.shape[0]
-    multiplier = 1.0 if targeted else -1.0
-    delta = torch.zeros_like(x)
-    norm = torch.full((batch, 1), init_norm, device=x.device, dtype=x.dtype)
-    # The largest perturbation that can stay inside the box: every sample pushed to +-1.
-    worst_norm = torch.maximum(1 + x, 1 - x).norm(dim=1, keepdim=True)
-    best_l2 = worst_norm.clone().squeeze(1)
-    best_delta = torch.zeros_like(x)
-    for i in range(steps):
-        lr = 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * i / steps))
-        delta_var = delta.detach().requires_grad_(True)
-        logits = model(x + delta_var)
-        ce = F.cross_entropy(logits, labels, reduction="sum")
-        (grad,) = torch.autograd.grad(multiplier * ce, delta_var)
-        with torch.no_grad():
-            pred = logits.argmax(1)
-            is_adv = pred == labels if targeted else pred != labels
-            l2 = delta.norm(dim=1)
-            better = is_adv & (l2 < best_l2)
-            best_l2 = torch.where(better, l2, best_l2)
-            best_delta[better] = delta[better]
-            grad_norm = grad.norm(dim=1, keepdim=True)
-            direction = grad / grad_norm.clamp_min(1e-12)
-            if bool((grad_norm == 0).any()):
-                gen = generator if generator is not None else torch.Generator().manual_seed(0)
-                noise = rand_like_cpu(x, gen, kind="normal")
-                direction = torch.where(grad_norm == 0, noise, direction)
-            delta = delta - lr * direction
-            norm = norm * (1 - (2 * is_adv.to(x.dtype)[:, None] - 1) * gamma)
-            norm = torch.minimum(norm, worst_norm)
-            delta = delta * norm / delta.norm(dim=1, keepdim=True).clamp_min(1e-12)
-            delta = torch.clamp(x + delta, -1.0, 1.0) - x
-    # The last iterate has not been judged yet.
-    with torch.no_grad():
-        pred = model(x + delta).argmax(1)
-        is_adv = pred == labels if targeted else pred != labels
-        better = is_adv & (delta.norm(dim=1) < best_l2)
-        best_delta[better] = delta[better]
-    return best_delta
 
 
 class _UAP(LearnedAttack):

@@ -206,7 +206,6 @@ PROFILES: dict[str, GANTrainConfig] = {
     "smoke": GANTrainConfig(
         epochs=2, batch_size=8, steps_per_epoch=4, lr=1e-3, val_clips=8, lr_halve_every=10
     ),
-    # Minutes on the bundled clips. A higher lr than the paper's: far fewer steps.
     # Minutes on the bundled clips: the cpu recipe with fewer steps (see docs/recipe.md).
     "demo": dataclasses.replace(
         _RECIPE, epochs=3, steps_per_epoch=50, lr_halve_every=2, snr_db=25.0, val_clips=32
