@@ -51,10 +51,10 @@ def _queries(attack: Any) -> str:
         if attack.refine_steps:
             fwd, bwd = fwd + attack.refine_steps + 1, bwd + attack.refine_steps
         if attack.quietest:
-            fwd += attack.search_steps + 1
+            fwd += attack.search_steps + 2
         return f"{fwd} / {bwd}"
     if name == "DDN":
-        return f"{attack.steps + 1} / {attack.steps}"
+        return f"{attack.steps + 1 + (attack.quietest and 8)} / {attack.steps}"
     if name == "PGD":
         return f"{attack.steps} / {attack.steps}"
     if name == "CW":

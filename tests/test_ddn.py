@@ -93,3 +93,14 @@ def test_ssgan_refine_fools_more_quietly_than_its_generator(tiny_victim, clean):
     assert fooled_r[fooled_g].all()
     assert (snr_db(x, x_r)[fooled_g] >= snr_db(x, x_g)[fooled_g] - 1e-3).all()
     assert snr_db(x, x_r)[fooled_g].mean() > snr_db(x, x_g)[fooled_g].mean() + 1.0
+
+
+def test_ddn_quietest_keeps_every_fooled_clip_and_is_never_louder(tiny_victim, clean):
+    x, y = clean
+    kwargs = {"steps": 3, "init_snr_db": 0.0, "min_snr_db": -20.0}
+    plain = DDN(**kwargs)(tiny_victim, x, y)
+    quiet = DDN(**kwargs, quietest=True)(tiny_victim, x, y)
+    fooled = _fooled(tiny_victim, plain, y)
+    assert fooled.any()
+    assert _fooled(tiny_victim, quiet, y)[fooled].all()
+    assert (snr_db(x, quiet)[fooled] >= snr_db(x, plain)[fooled] - 1e-3).all()

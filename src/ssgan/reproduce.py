@@ -48,9 +48,10 @@ TABLE2_SEGMENTS = (0.8, 1.6, 3.2, 4.0)
 ATTACK_TIME_ROWS: dict[str, dict[str, Any]] = {
     "": {},
     " + quietest": {"quietest": True},
-    " + refine": {"refine_steps": None},
+    " + refine + quietest": {"refine_steps": None, "quietest": True},
 }
-#: Minimum-norm steps of the "+ refine" row (chosen on validation clips: docs/recipe.md).
+#: Minimum-norm steps of the "+ refine" row (chosen on validation clips: docs/recipe.md), and of
+#: its control, the same search from zero (DDN) without a generator.
 REFINE_STEPS = {"smoke": 2, "demo": 10, "cpu": 10, "paper": 10}
 TABLE3_METHODS = ("ssgan", "uap-iterative", "uap-penalty")
 
@@ -539,6 +540,27 @@ def reproduce_table2(opts: ReproduceOptions, report: Reporter = log.info) -> Pat
                     )
                 )
             rows.append((f"{t1:g} s{label}", row_tag, [] if extra else paper))
+    # The control of the "+ refine" rows: the same attack-time search from zero, no generator.
+    from ssgan.attacks.ddn import DDN
+
+    ddn_steps = REFINE_STEPS[opts.profile]
+    for subset, ds in (("train", train_eval), ("test", test)) if opts.profile != "smoke" else ():
+        stages.append(
+            _eval_stage(
+                opts.out,
+                f"ddn_quietest_{subset}",
+                make=partial(DDN, steps=ddn_steps, quietest=True),
+                victim_dir=victim_dir,
+                dataset=ds,
+                device=opts.device,
+                title=f"DDN {ddn_steps} + quietest on {info['dataset']} {subset}",
+                paper_rows=[],
+                meta={"attack": "ddn", "steps": ddn_steps, "subset": subset, **info},
+                seed=opts.seed,
+            )
+        )
+    if opts.profile != "smoke":
+        rows.append((f"DDN {ddn_steps} + quietest, no generator", "ddn_quietest", []))
     # What loudness alone does: Gaussian noise at the generator's SNR, on the same clips.
     from ssgan.attacks.noise import GaussianNoise
     from ssgan.training.gan import PROFILES as GAN_PROFILES

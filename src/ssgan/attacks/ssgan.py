@@ -38,7 +38,7 @@ from ssgan.attacks.base import (
     check_positive,
     input_gradient,
 )
-from ssgan.attacks.ddn import refine_min_norm
+from ssgan.attacks.ddn import quietest_scale, refine_min_norm
 from ssgan.data import segments as sip
 from ssgan.errors import CheckpointError
 from ssgan.models.generator import DEFAULT_MAX_DELTA, Generator
@@ -71,8 +71,9 @@ class SSGANAttack(LearnedAttack):
         epochs: overrides that profile's epoch count in ``fit`` (``None``: keep it).
         quietest: after G, rescale each clip's perturbation to the quietest loudness that still
             fools the victim: a bisection on the clip's SNR in ``[search_min_snr_db,
-            search_max_snr_db]`` over ``search_steps`` halvings, ``search_steps + 1`` victim
-            forward passes per clip (no gradient). A clip not fooled even at
+            search_max_snr_db]`` over ``search_steps`` halvings, ``search_steps + 2`` victim
+            forward passes per clip (no gradient; ``ssgan.attacks.ddn.quietest_scale``), never
+            louder than a perturbation that already fools. A clip not fooled even at
             ``search_min_snr_db`` keeps that loudest scale. Off by default: it queries the
             victim, so it is reported as its own row ("SSGAN + quietest").
         refine_steps: after G (and before ``quietest``), this many steps of the minimum-norm
@@ -412,32 +413,14 @@ class SSGANAttack(LearnedAttack):
                 min_snr_db=self.search_min_snr_db,
             )
         if self.quietest:
-            delta = self._quietest(model, x, y, delta, target)
+            delta = quietest_scale(
+                model,
+                x,
+                y,
+                target,
+                delta,
+                min_snr_db=self.search_min_snr_db,
+                max_snr_db=self.search_max_snr_db,
+                steps=self.search_steps,
+            )
         return x + delta
-
-    def _quietest(
-        self, model: nn.Module, x: Tensor, y: Tensor, delta: Tensor, target: Tensor | None = None
-    ) -> Tensor:
-        """Each clip's ``delta`` rescaled to the highest SNR in the search range that fools."""
-        eps = torch.finfo(torch.float32).tiny
-        x_norm = x.float().norm(dim=1).clamp_min(eps)
-        d_norm = delta.float().norm(dim=1).clamp_min(eps)
-
-        def at(snr: Tensor) -> Tensor:
-            scale = x_norm / d_norm * 10.0 ** (-snr / 20.0)
-            return (x + delta * scale[:, None].to(delta.dtype)).clamp(-1.0, 1.0)
-
-        def fooled(snr: Tensor) -> Tensor:
-            with torch.no_grad():
-                pred = model(at(snr)).argmax(1)
-            return pred != y if target is None else pred == target
-
-        lo = torch.full_like(x_norm, self.search_min_snr_db)  # loudest: fools, if anything does
-        hi = torch.full_like(x_norm, self.search_max_snr_db)
-        ok = fooled(lo)
-        for _ in range(self.search_steps):
-            mid = (lo + hi) / 2
-            works = fooled(mid) & ok
-            lo = torch.where(works, mid, lo)
-            hi = torch.where(works, hi, mid)
-        return at(lo) - x
