@@ -100,6 +100,6 @@ def test_demo_completes_on_bundled_clips(tmp_path: Path, capsys, monkeypatch) ->
     report = out / "ssgan_1.6s_test" / "report.html"
     assert report.is_file() and f"report: {report.resolve()}" in printed
     assert "| 1.6 s (ours) |" in printed and "| 1.6 s + quietest (ours) |" in printed
-    assert "| 1.6 s + refine 10 + quietest (ours) |" in printed
-    assert "| DDN 10 + quietest, no generator (ours) |" in printed
+    assert "| 1.6 s + refine 5 + quietest (ours) |" in printed
+    assert "| DDN 5 + quietest, no generator (ours) |" in printed
     assert "| Gaussian noise 25 dB (ours) |" in printed

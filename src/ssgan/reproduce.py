@@ -52,7 +52,7 @@ ATTACK_TIME_ROWS: dict[str, dict[str, Any]] = {
 }
 #: Minimum-norm steps of the "+ refine" row (chosen on validation clips: docs/recipe.md), and of
 #: its control, the same search from zero (DDN) without a generator.
-REFINE_STEPS = {"smoke": 2, "demo": 10, "cpu": 10, "paper": 10}
+REFINE_STEPS = {"smoke": 2, "demo": 5, "cpu": 10, "paper": 10}
 TABLE3_METHODS = ("ssgan", "uap-iterative", "uap-penalty")
 
 #: Settings of the universal perturbations per profile. Their fit is a per-sample attack (DDN)
