@@ -130,4 +130,13 @@ def test_make_attack_errors_name_the_problem(name, overrides, message):
 
 def test_ssgan_is_registered_lazily():
     assert ATTACKS["ssgan"] == "ssgan.attacks.ssgan:SSGANAttack"
-    assert set(ATTACKS) == {"noise", "fgsm", "pgd", "cw", "uap-iterative", "uap-penalty", "ssgan"}
+    assert set(ATTACKS) == {
+        "noise",
+        "fgsm",
+        "pgd",
+        "cw",
+        "ddn",
+        "uap-iterative",
+        "uap-penalty",
+        "ssgan",
+    }
