@@ -88,7 +88,7 @@ def main() -> None:
     if args.task == "train":
         from ssgan.training import victim
 
-        for name in ("save_checkpoint", "atomic_write_json", "_trim_metrics"):
+        for name in ("save_checkpoint", "atomic_write_json", "trim_metrics"):
             _spy(victim, name, writes)
         if args.die_after_batches is not None and rank == 1:
             real_make_batch = victim.make_batch

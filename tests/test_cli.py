@@ -87,3 +87,78 @@ def test_config_show_prints_the_resolved_profile_with_overrides(capsys) -> None:
     assert "nope" in capsys.readouterr().err
     assert main(["config", "show", "gan", "--set", "bogus=1"]) == 2
     assert "bogus" in capsys.readouterr().err
+
+
+def test_one_override_syntax_on_every_command_that_takes_settings() -> None:
+    # Every command with settings takes them as `--set SECTION.KEY=VALUE` and nothing else new.
+    leaves = dict(_leaves(build_parser()))
+    sections = {
+        ("train", "victim"): ("victim", "adversarial"),
+        ("train", "gan"): ("gan",),
+        ("evaluate", "attack"): ("attack",),
+        ("attack",): ("attack",),
+        ("reproduce", "table2"): ("victim", "gan", "uap-iterative", "uap-penalty", "uap-fit"),
+        ("reproduce", "robustness"): ("victim", "gan", "uap-iterative", "uap-penalty", "uap-fit"),
+        ("reproduce", "transfer"): ("ssgan", "pgd", "cw"),
+    }
+    for path, want in sections.items():
+        action = _option(leaves[path], "--set")
+        assert action is not None and action.metavar == "SECTION.KEY=VALUE", path
+        assert leaves[path].get_default("settings_sections") == want, path
+    for path in [("reproduce", "table2"), ("reproduce", "table3"), ("reproduce", "robustness")]:
+        assert _option(leaves[path], "--victim-checkpoint").default == "last", path
+
+
+def test_split_sections_sorts_and_refuses_clearly() -> None:
+    from ssgan.config import split_sections
+
+    got = split_sections(
+        ["gan.lr=1e-3", "epochs=5", "gan.eot=mp3:kbps=64,reverb:rt60_s=0.3", "victim.x=a=b"],
+        sections=("victim", "gan"),
+        default="victim",
+    )
+    assert got == {
+        "victim": ["epochs=5", "x=a=b"],
+        "gan": ["lr=1e-3", "eot=mp3:kbps=64,reverb:rt60_s=0.3"],
+    }
+    with pytest.raises(ValueError, match=r"unknown section 'uap'.*victim, gan"):
+        split_sections(["uap.x=1"], sections=("victim", "gan"))
+    with pytest.raises(ValueError, match=r"victim\.lr, gan\.lr"):
+        split_sections(["lr=1"], sections=("victim", "gan"))
+    with pytest.raises(ValueError, match=r"expected SECTION\.KEY=VALUE"):
+        split_sections(["gan.lr"], sections=("gan",))
+
+
+def test_set_reaches_the_setting_it_names(capsys, tmp_path) -> None:
+    import json
+
+    # config show: section-prefixed and bare keys alike; a foreign section is refused.
+    assert main(["config", "show", "gan", "--set", "gan.lr=3e-3", "--set", "snr_db=25"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["lr"] == 3e-3 and shown["snr_db"] == 25.0
+    assert main(["config", "show", "gan", "--set", "victim.epochs=3"]) == 2
+    assert "unknown section 'victim'" in capsys.readouterr().err
+    # reproduce: a bad UAP key fails at once, before any stage runs (nothing written).
+    out = tmp_path / "r"
+    code = main(["reproduce", "table3", "--root", str(tmp_path), "--out", str(out),
+                 "--set", "uap-fit.passes=3"])  # fmt: skip
+    assert code == 2 and "uap-fit.passes" in capsys.readouterr().err
+    assert not out.exists()
+    code = main(["reproduce", "table3", "--root", str(tmp_path), "--out", str(out),
+                 "--set", "epochs=3"])  # fmt: skip
+    assert code == 2 and "victim.epochs, gan.epochs" in capsys.readouterr().err
+    # ssgan attack: only the streaming settings; the victim-querying ones point elsewhere.
+    code = main(["attack", str(tmp_path / "a.wav"), "--generator", str(tmp_path), "--out",
+                 str(tmp_path / "o"), "--set", "attack.quietest=true"])  # fmt: skip
+    assert code == 2 and "ssgan evaluate attack" in capsys.readouterr().err
+
+
+def test_uap_settings_apply_on_top_of_the_profile() -> None:
+    from ssgan.reproduce import UAP_PROFILES, uap_settings
+
+    got = uap_settings("smoke", {"uap-iterative": ("max_passes=4",), "uap-fit": ("clips=3",)})
+    assert got["uap-iterative"]["max_passes"] == "4" and got["fit"]["clips"] == 3
+    assert got["uap-penalty"] == UAP_PROFILES["smoke"]["uap-penalty"]
+    assert UAP_PROFILES["smoke"]["fit"]["clips"] != 3  # the profile itself is untouched
+    with pytest.raises(ValueError, match="whole number"):
+        uap_settings("smoke", {"uap-fit": ("clips=x",)})

@@ -116,13 +116,13 @@ def _check_after_kill(out: Path, before: int) -> None:
         assert _epoch(out) >= before
 
 
-def _weights(out: Path, name: str) -> dict:
+def model_weights(out: Path, name: str) -> dict:
     return load_file(str(out / f"{name}.safetensors"))
 
 
 def _assert_same(a: Path, b: Path) -> None:
     for name in ("last", "best"):
-        wa, wb = _weights(a, name), _weights(b, name)
+        wa, wb = model_weights(a, name), model_weights(b, name)
         assert wa.keys() == wb.keys()
         for key in wa:
             assert wa[key].dtype == wb[key].dtype

@@ -154,13 +154,13 @@ def test_checkpoint_round_trip_gives_identical_perturbations(tmp_path) -> None:
 
 def test_training_victim_scores_fewer_crops_with_shared_weights() -> None:
     from ssgan.models.victim import ClipClassifier
-    from ssgan.training.gan import GANTrainConfig, _training_victim
+    from ssgan.training.gan import GANTrainConfig, training_victim
 
     net = torch.nn.Sequential(torch.nn.Linear(400, 3))
     victim = ClipClassifier(net, window=400, n_crops=10)
-    view = _training_victim(victim, 3)
+    view = training_victim(victim, 3)
     assert isinstance(view, ClipClassifier) and view.n_crops == 3 and view.net is net
-    assert _training_victim(victim, None) is victim
+    assert training_victim(victim, None) is victim
     x = torch.randn(2, 1000)
     assert view(x).shape == victim(x).shape == (2, 3)
     with pytest.raises(ValueError, match="victim_crops=0"):

@@ -83,7 +83,7 @@ def open_audio(path: str | Path) -> sf.SoundFile:
     try:
         handle = sf.SoundFile(str(path))
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:
-        raise AudioError(path, f"not audio or unreadable ({_short(exc)})") from None
+        raise AudioError(path, f"not audio or unreadable ({short_error_text(exc)})") from None
     if handle.format in ("WAV", "WAVEX"):
         try:
             _check_wav_truncation(path)
@@ -103,7 +103,7 @@ def decode(path: str | Path) -> tuple[np.ndarray, int]:
         try:
             data = handle.read(dtype="float32", always_2d=True)
         except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-            raise AudioError(path, f"truncated or corrupted ({_short(exc)})") from None
+            raise AudioError(path, f"truncated or corrupted ({short_error_text(exc)})") from None
     if data.shape[0] == 0:
         raise AudioError(path, "no samples (empty audio stream)")
     if frames > 0 and data.shape[0] < frames and fmt not in ("MP3", "OGG"):
@@ -111,7 +111,8 @@ def decode(path: str | Path) -> tuple[np.ndarray, int]:
     return data, int(rate)
 
 
-def _short(exc: BaseException) -> str:
+def short_error_text(exc: BaseException) -> str:
+    """The last line of an exception's message, for one-line errors."""
     text = str(exc).strip().splitlines()
     return text[-1] if text else type(exc).__name__
 

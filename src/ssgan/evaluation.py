@@ -98,7 +98,7 @@ def _mean(values: Sequence[float]) -> float:
     return float(np.mean(vals)) if vals else math.nan
 
 
-def _batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+def batches_by_length(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
     """Indices grouped by clip length (equal lengths batch together), chunks of ``batch_size``,
     ordered by their first index so progress follows the dataset order."""
     groups: dict[int, list[int]] = {}
@@ -108,7 +108,7 @@ def _batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
     return sorted(out, key=lambda b: b[0])
 
 
-def _device_of(model: nn.Module) -> torch.device:
+def device_of(model: nn.Module) -> torch.device:
     for p in model.parameters():
         return p.device
     for b in model.buffers():
@@ -178,7 +178,7 @@ def evaluate_attack(
             f"{len(files)} clips"
         )
     names = list(class_names if class_names is not None else dataset.class_names)
-    device = _device_of(victim)
+    device = device_of(victim)
     timing = TimePerExample(device=str(device))
     rank, world = distributed.rank(), distributed.world_size()
     seed = generator_seed if rank == 0 else distributed.rank_seed(generator_seed, rank)
@@ -187,7 +187,7 @@ def evaluate_attack(
     # (batch position, position in batch, example): the single process's order when merged
     successes: list[tuple[int, int, Example]] = []
     failures: list[tuple[int, int, Example]] = []
-    batches = list(enumerate(_batches([w.numel() for w in waveforms], batch_size)))
+    batches = list(enumerate(batches_by_length([w.numel() for w in waveforms], batch_size)))
     mine = distributed.shard(batches)
     keep = n_examples  # of each kind; the mix is picked at the end
     was_training = victim.training

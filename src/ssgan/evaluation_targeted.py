@@ -37,8 +37,8 @@ from ssgan.evaluation import (
     SUMMARY_NAME,
     AttackLike,
     EvaluationResult,
-    _batches,
-    _device_of,
+    batches_by_length,
+    device_of,
     json_safe,
 )
 from ssgan.metrics import snr_db
@@ -81,7 +81,7 @@ def evaluate_targeted(
         raise ValueError("dataset has no clips to attack")
     names = list(class_names if class_names is not None else dataset.class_names)
     n_classes = len(names)
-    device = _device_of(victim)
+    device = device_of(victim)
     generator = torch.Generator().manual_seed(generator_seed)
     keep = [i for i in range(len(labels)) if not (isinstance(target, int) and labels[i] == target)]
     records: list[dict[str, Any]] = []
@@ -89,7 +89,7 @@ def evaluate_targeted(
     victim.eval()
     bar = tqdm(total=len(keep), unit="clip", desc="targeted attack", disable=not progress)
     try:
-        for part in _batches([waveforms[i].numel() for i in keep], batch_size):
+        for part in batches_by_length([waveforms[i].numel() for i in keep], batch_size):
             batch = [keep[k] for k in part]
             x = torch.stack([waveforms[i] for i in batch]).to(device)
             y = torch.tensor([labels[i] for i in batch], device=device)

@@ -162,11 +162,12 @@ def _clear_incomplete(run_dir: Path) -> None:
             p.unlink()
 
 
-def _gan_stage(
+def gan_stage(
     out: Path,
     name: str,
     *,
     victim_dir: Path,
+    victim_checkpoint: str = "last",
     profile: str,
     segment_seconds: float,
     train: ClipDataset,
@@ -184,7 +185,7 @@ def _gan_stage(
     def run() -> None:
         config = dataclasses.replace(GAN_PROFILES[profile], segment_seconds=segment_seconds)
         config = apply_overrides(config, list(overrides))
-        victim, meta = load_victim(victim_dir, device, checkpoint="last")
+        victim, meta = load_victim(victim_dir, device, checkpoint=victim_checkpoint)
         resume = (run_dir / "last.json").is_file()
         if run_dir.exists() and not resume:
             _clear_incomplete(run_dir)
@@ -209,15 +210,17 @@ def _gan_stage(
     )
 
 
-def _uap_stage(
+def uap_stage(
     out: Path,
     method: str,
     *,
     victim_dir: Path,
+    victim_checkpoint: str = "last",
     profile: str,
     train: ClipDataset,
     device: str,
     seed: int,
+    overrides: dict[str, tuple[str, ...]] | None = None,
 ) -> Stage:
     from ssgan.attacks import make_attack
     from ssgan.attacks.base import LearnedAttack
@@ -228,12 +231,12 @@ def _uap_stage(
     def run() -> None:
         import torch
 
-        settings = UAP_PROFILES[profile]
+        settings = uap_settings(profile, overrides or {})
         attack = make_attack(method, {k: str(v) for k, v in settings[method].items()})
         assert isinstance(attack, LearnedAttack)
         n_fit = int(settings["fit"]["clips"])
         fit_set = _stratified_sample(train, n_fit, seed) if n_fit else train
-        victim, _ = load_victim(victim_dir, device, checkpoint="last")
+        victim, _ = load_victim(victim_dir, device, checkpoint=victim_checkpoint)
         clips = [c.to(device) for c in fit_set.waveforms()]
         labels = torch.tensor(fit_set.labels(), device=device)
         t0 = time.perf_counter()
@@ -246,6 +249,26 @@ def _uap_stage(
         )
 
     return Stage(f"fit {method} ({profile})", lambda: (run_dir / "attack.json").is_file(), run)
+
+
+def uap_settings(profile: str, overrides: dict[str, tuple[str, ...]]) -> dict[str, dict[str, Any]]:
+    """``UAP_PROFILES[profile]`` with ``--set uap-iterative.KEY=V`` / ``uap-penalty.KEY=V`` /
+    ``uap-fit.clips=N`` applied (``overrides``: section -> items); ``ValueError`` names an unknown
+    key. An attack's own keys are checked by the attack when it is built."""
+    from ssgan.config import parse_key_values
+
+    settings = {name: dict(values) for name, values in UAP_PROFILES[profile].items()}
+    for section, items in overrides.items():
+        name = "fit" if section == "uap-fit" else section
+        if name not in settings:
+            raise ValueError(f"unknown settings section {section!r}")
+        for key, value in parse_key_values(items).items():
+            if name == "fit" and key != "clips":
+                raise ValueError(f"uap-fit.{key}: unknown setting; known: clips")
+            if name == "fit" and not value.isdigit():
+                raise ValueError(f"uap-fit.clips={value!r}: expected a whole number")
+            settings[name][key] = int(value) if name == "fit" else value
+    return settings
 
 
 def _stratified_sample(ds: ClipDataset, n: int, seed: int) -> ClipDataset:
@@ -264,12 +287,13 @@ def _stratified_sample(ds: ClipDataset, n: int, seed: int) -> ClipDataset:
     return ds.subset(sorted(picked), f"{ds.name}/sample{len(picked)}")
 
 
-def _eval_stage(
+def eval_stage(
     out: Path,
     name: str,
     *,
     make: Callable[[], Any],
     victim_dir: Path,
+    victim_checkpoint: str = "last",
     dataset: ClipDataset,
     device: str,
     title: str,
@@ -284,7 +308,7 @@ def _eval_stage(
     run_dir = out / name
 
     def run() -> None:
-        victim, vmeta = load_victim(victim_dir, device, checkpoint="last")
+        victim, vmeta = load_victim(victim_dir, device, checkpoint=victim_checkpoint)
         evaluate_attack(
             make(),
             victim,
@@ -421,12 +445,16 @@ class ReproduceOptions:
     device: str = "cpu"
     segments: tuple[float, ...] = TABLE2_SEGMENTS
     methods: tuple[str, ...] = TABLE3_METHODS
+    victim_checkpoint: str = "last"
     victim_overrides: tuple[str, ...] = ()
     gan_overrides: tuple[str, ...] = ()
+    #: ``--set uap-iterative.KEY=V`` / ``uap-penalty.KEY=V`` / ``uap-fit.clips=N``: changes to
+    #: the profile's ``UAP_PROFILES`` entry (section -> ``KEY=VALUE`` items).
+    uap_overrides: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
     seed: int = 0
 
 
-def _prepare(
+def prepare_stages(
     opts: ReproduceOptions, model: str
 ) -> tuple[ClipDataset, ClipDataset, ClipDataset, ClipDataset, dict[str, Any], list[Stage], Path]:
     if opts.profile not in PROFILES:
@@ -479,7 +507,7 @@ def reproduce_table2(opts: ReproduceOptions, report: Reporter = log.info) -> Pat
     """Table II: SSGAN with each segment length against EnvNet; returns ``table2.md``."""
     from ssgan.attacks.ssgan import SSGANAttack
 
-    train, test, gan_train, gan_val, info, stages, victim_dir = _prepare(opts, "envnet")
+    train, test, gan_train, gan_val, info, stages, victim_dir = prepare_stages(opts, "envnet")
     n_eval = EVAL_TRAIN_CLIPS[opts.profile]
     train_eval = _stratified_sample(train, n_eval, opts.seed) if n_eval else train
     info["n_train_evaluated"] = len(train_eval)
@@ -487,10 +515,11 @@ def reproduce_table2(opts: ReproduceOptions, report: Reporter = log.info) -> Pat
     for t1 in opts.segments:
         tag = f"ssgan_{t1:g}s"
         stages.append(
-            _gan_stage(
+            gan_stage(
                 opts.out,
                 tag,
                 victim_dir=victim_dir,
+                victim_checkpoint=opts.victim_checkpoint,
                 profile=opts.profile,
                 segment_seconds=t1,
                 train=gan_train,
@@ -513,7 +542,7 @@ def reproduce_table2(opts: ReproduceOptions, report: Reporter = log.info) -> Pat
             what = f"SSGAN{label} t1={t1:g} s"
             for subset, ds in (("train", train_eval), ("test", test)):
                 stages.append(
-                    _eval_stage(
+                    eval_stage(
                         opts.out,
                         f"{row_tag}_{subset}",
                         make=partial(
@@ -524,6 +553,7 @@ def reproduce_table2(opts: ReproduceOptions, report: Reporter = log.info) -> Pat
                             **extra,
                         ),
                         victim_dir=victim_dir,
+                        victim_checkpoint=opts.victim_checkpoint,
                         dataset=ds,
                         device=opts.device,
                         title=f"{what} on {info['dataset']} {subset} ({opts.split})",
@@ -546,11 +576,12 @@ def reproduce_table2(opts: ReproduceOptions, report: Reporter = log.info) -> Pat
     ddn_steps = REFINE_STEPS[opts.profile]
     for subset, ds in (("train", train_eval), ("test", test)) if opts.profile != "smoke" else ():
         stages.append(
-            _eval_stage(
+            eval_stage(
                 opts.out,
                 f"ddn_quietest_{subset}",
                 make=partial(DDN, steps=ddn_steps, quietest=True),
                 victim_dir=victim_dir,
+                victim_checkpoint=opts.victim_checkpoint,
                 dataset=ds,
                 device=opts.device,
                 title=f"DDN {ddn_steps} + quietest on {info['dataset']} {subset}",
@@ -569,11 +600,12 @@ def reproduce_table2(opts: ReproduceOptions, report: Reporter = log.info) -> Pat
     noise_snr = gan_config.selection_snr_db or 30.0
     for subset, ds in (("train", train_eval), ("test", test)) if opts.profile != "smoke" else ():
         stages.append(
-            _eval_stage(
+            eval_stage(
                 opts.out,
                 f"noise_{subset}",
                 make=partial(GaussianNoise, snr_db=noise_snr),
                 victim_dir=victim_dir,
+                victim_checkpoint=opts.victim_checkpoint,
                 dataset=ds,
                 device=opts.device,
                 title=f"Gaussian noise at {noise_snr:g} dB on {info['dataset']} {subset}",
@@ -600,7 +632,7 @@ def reproduce_table3(opts: ReproduceOptions, report: Reporter = log.info) -> Pat
     from ssgan.attacks.base import LearnedAttack
     from ssgan.attacks.ssgan import SSGANAttack
 
-    train, test, gan_train, gan_val, info, stages, victim_dir = _prepare(opts, "envnetv2")
+    train, test, gan_train, gan_val, info, stages, victim_dir = prepare_stages(opts, "envnetv2")
     n_eval = EVAL_TRAIN_CLIPS[opts.profile]
     train_eval = _stratified_sample(train, n_eval, opts.seed) if n_eval else train
     info["n_train_evaluated"] = len(train_eval)
@@ -613,10 +645,11 @@ def reproduce_table3(opts: ReproduceOptions, report: Reporter = log.info) -> Pat
         if method == "ssgan":
             tag = "ssgan_1.6s"
             stages.append(
-                _gan_stage(
+                gan_stage(
                     opts.out,
                     tag,
                     victim_dir=victim_dir,
+                    victim_checkpoint=opts.victim_checkpoint,
                     profile=opts.profile,
                     segment_seconds=1.6,
                     train=gan_train,
@@ -632,14 +665,16 @@ def reproduce_table3(opts: ReproduceOptions, report: Reporter = log.info) -> Pat
         else:
             tag = method
             stages.append(
-                _uap_stage(
+                uap_stage(
                     opts.out,
                     method,
                     victim_dir=victim_dir,
+                    victim_checkpoint=opts.victim_checkpoint,
                     profile=opts.profile,
                     train=train,
                     device=opts.device,
                     seed=opts.seed,
+                    overrides=opts.uap_overrides,
                 )
             )
             cls = attack_class(method)
@@ -648,11 +683,12 @@ def reproduce_table3(opts: ReproduceOptions, report: Reporter = log.info) -> Pat
         paper_rows = [r for r in TABLE_III if r.label.startswith(paper[method])]
         for subset, ds in (("train", train_eval), ("test", test)):
             stages.append(
-                _eval_stage(
+                eval_stage(
                     opts.out,
                     f"{tag}_{subset}",
                     make=make,
                     victim_dir=victim_dir,
+                    victim_checkpoint=opts.victim_checkpoint,
                     dataset=ds,
                     device=opts.device,
                     title=f"{paper[method]} on {info['dataset']} {subset} ({opts.split})",

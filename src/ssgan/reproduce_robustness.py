@@ -25,12 +25,12 @@ from typing import Any
 from ssgan.reproduce import (
     Reporter,
     ReproduceOptions,
-    _eval_stage,
-    _gan_stage,
-    _prepare,
-    _uap_stage,
+    eval_stage,
+    gan_stage,
     log,
+    prepare_stages,
     run_stages,
+    uap_stage,
 )
 from ssgan.training.checkpoint import atomic_write, atomic_write_json, atomic_write_text
 
@@ -115,7 +115,7 @@ def reproduce_robustness(
     if bad or not methods:
         raise ValueError(f"methods={list(methods)}: expected a subset of {', '.join(METHODS)}")
     EOT(list(eot), prob=eot_prob)  # a bad --eot fails before hours of training
-    train, test, gan_train, gan_val, info, stages, victim_dir = _prepare(opts, "envnet")
+    train, test, gan_train, gan_val, info, stages, victim_dir = prepare_stages(opts, "envnet")
     root = Path(info["root"])
     specs = [t.spec for t in resolve_transforms(transforms or robustness_transforms(root))]
     settings = ATTACK_SETTINGS[opts.profile]
@@ -125,8 +125,9 @@ def reproduce_robustness(
         if method in ("ssgan", "ssgan-eot"):
             tag = "ssgan_1.6s" + ("_eot" if method == "ssgan-eot" else "")
             stages.append(
-                _gan_stage(
-                    opts.out, tag, victim_dir=victim_dir, profile=opts.profile,
+                gan_stage(
+                    opts.out, tag, victim_dir=victim_dir,
+                    victim_checkpoint=opts.victim_checkpoint, profile=opts.profile,
                     segment_seconds=1.6, train=gan_train, val=gan_val, device=opts.device,
                     overrides=eot_gan if method == "ssgan-eot" else opts.gan_overrides,
                     info=info,
@@ -137,9 +138,11 @@ def reproduce_robustness(
             )
         elif method == "uap":
             stages.append(
-                _uap_stage(
-                    opts.out, "uap-iterative", victim_dir=victim_dir, profile=opts.profile,
+                uap_stage(
+                    opts.out, "uap-iterative", victim_dir=victim_dir,
+                    victim_checkpoint=opts.victim_checkpoint, profile=opts.profile,
                     train=train, device=opts.device, seed=opts.seed,
+                    overrides=opts.uap_overrides,
                 )
             )  # fmt: skip
             makers[method] = partial(UAPIterative.load, opts.out / "uap-iterative")
@@ -154,8 +157,9 @@ def reproduce_robustness(
             makers[method] = partial(PGD, **kwargs)
     for method in methods:
         stages.append(
-            _eval_stage(
+            eval_stage(
                 opts.out, f"{_tag(method)}_test", make=makers[method], victim_dir=victim_dir,
+                victim_checkpoint=opts.victim_checkpoint,
                 dataset=test, device=opts.device,
                 title=f"{LABELS[method]} on {info['dataset']} test ({opts.split}), robustness",
                 paper_rows=[], meta={"attack": method, "subset": "test", **info,

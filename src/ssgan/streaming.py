@@ -46,7 +46,7 @@ import torch.nn.functional as F
 
 from ssgan import SAMPLE_RATE
 from ssgan.attacks.ssgan import SSGANAttack
-from ssgan.audio import SILENCE_PEAK, _short, open_audio
+from ssgan.audio import SILENCE_PEAK, open_audio, short_error_text
 from ssgan.errors import AudioError, OutputError
 from ssgan.models.victim import ClipClassifier, crop_starts
 from ssgan.training.checkpoint import atomic_write
@@ -137,7 +137,7 @@ def iter_frame_blocks(
         try:
             data = handle.read(block_frames, dtype="float32", always_2d=True)
         except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-            raise AudioError(path, f"truncated or corrupted ({_short(exc)})") from None
+            raise AudioError(path, f"truncated or corrupted ({short_error_text(exc)})") from None
         if data.shape[0] == 0:
             break
         decoded += data.shape[0]
@@ -372,7 +372,7 @@ def _write_at_input_rate(
         except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
             raise OutputError(
                 f"{target}: cannot write {fmt.upper()} at {rate} Hz, {info.channels} channel(s), "
-                f"{subtype} ({_short(exc)})"
+                f"{subtype} ({short_error_text(exc)})"
             ) from None
         taker = _Taker(_upsampled(delta_blocks, rate))
         frames = 0

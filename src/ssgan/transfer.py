@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ssgan.evaluation import _device_of, json_safe
+from ssgan.evaluation import device_of, json_safe
 from ssgan.metrics import msnr_db, snr_db
 from ssgan.report.heatmap import heatmap_png, matrix_markdown
 from ssgan.training.checkpoint import atomic_write_json, atomic_write_text
@@ -62,7 +62,7 @@ def score_transfer(
     calls: Sequence[tuple[Tensor, Tensor, Tensor]], victim: nn.Module
 ) -> dict[str, Any]:
     """ASR and MSNR of the captured ``(x, y, x_adv)`` batches on ``victim`` (module docstring)."""
-    device = _device_of(victim)
+    device = device_of(victim)
     was_training = victim.training
     victim.eval()
     ys, clean, adv, snrs = [], [], [], []

@@ -22,7 +22,7 @@ from ssgan.attacks.fgsm import FGSM
 from ssgan.attacks.noise import GaussianNoise
 from ssgan.attacks.pgd import PGD
 from ssgan.attacks.universal import UAPIterative, UAPPenalty
-from ssgan.config import _convert, parse_key_values
+from ssgan.config import convert_value, parse_key_values
 
 __all__ = [
     "ATTACKS",
@@ -93,5 +93,5 @@ def make_attack(name: str, overrides: dict[str, str] | Iterable[str] = ()) -> At
             raise ValueError(
                 f"unknown setting {key!r} for attack {name!r}; known: {', '.join(sorted(params))}"
             )
-        kwargs[key] = _convert(key, str(raw), hints.get(key, str))
+        kwargs[key] = convert_value(key, str(raw), hints.get(key, str))
     return cls(**kwargs)

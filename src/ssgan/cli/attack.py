@@ -27,7 +27,9 @@ from tqdm import tqdm
 from ssgan.cli.common import (
     add_device_arg,
     add_generator_checkpoint_arg,
+    add_settings_arg,
     add_victim_checkpoint_arg,
+    settings_from_args,
 )
 from ssgan.errors import AudioError, OutputError
 from ssgan.streaming import OUTPUT_FORMATS, output_format
@@ -74,8 +76,39 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="class (name or index) a class-conditional generator (train gan --targeted) aims at",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    add_settings_arg(
+        parser,
+        ("attack",),
+        default="attack",
+        example="attack.overlap=true",
+        aliases=f"; keys: {', '.join(_STREAM_SETTINGS)} (the flags of the same names)",
+    )
     add_device_arg(parser)
     parser.set_defaults(func=run)
+
+
+#: What ``--set attack.KEY=VALUE`` may change here, with the type of each. The attack-time steps
+#: that query the victim (quietest, refine_steps) are for ``ssgan evaluate attack``: files are
+#: attacked by the query-free generator alone, streamed.
+_STREAM_SETTINGS: dict[str, type] = {"overlap": bool, "chunk_segments": int, "precision": str}
+
+
+def _apply_settings(args: argparse.Namespace) -> None:
+    """``--set attack.KEY=VALUE`` onto the flags of the same name (``ValueError`` if bad)."""
+    from ssgan.config import convert_value, parse_key_values
+
+    for key, raw in parse_key_values(settings_from_args(args)["attack"]).items():
+        if key not in _STREAM_SETTINGS:
+            raise ValueError(
+                f"--set attack.{key}: not a setting of `ssgan attack`; known: "
+                f"{', '.join(_STREAM_SETTINGS)}"
+                + (" (quietest and refine_steps query the victim: `ssgan evaluate attack`)"
+                   if key in ("quietest", "refine_steps") else "")
+            )  # fmt: skip
+        value = convert_value(key, raw, _STREAM_SETTINGS[key])
+        if key == "precision" and value not in ("float32", "bfloat16"):
+            raise ValueError(f"--set attack.precision={raw!r}: expected float32 or bfloat16")
+        setattr(args, key, value)
 
 
 def plan_outputs(
@@ -110,6 +143,11 @@ def run(args: argparse.Namespace) -> int:
     from ssgan.streaming import attack_file
     from ssgan.training.checkpoint import atomic_write_text
 
+    try:
+        _apply_settings(args)
+    except ValueError as exc:
+        print(f"ssgan: error: {exc}", file=sys.stderr)
+        return 2
     if args.chunk_segments < 1:
         message = f"--chunk-segments={args.chunk_segments}: must be >= 1"
         print(f"ssgan: error: {message}", file=sys.stderr)
@@ -188,7 +226,7 @@ def _target_class(
         raise SSGANError(f"{args.generator}: not class-conditional (train gan --targeted); "
                          "drop --target")  # fmt: skip
     if class_names is None:  # no --victim: the class names the GAN run recorded
-        _, meta, _ = load_checkpoint(args.generator, args.checkpoint)
+        _, meta, _ = load_checkpoint(args.generator, args.generator_checkpoint)
         names = meta.get("class_names")
         class_names = list(names) if isinstance(names, list) else None
     names = class_names or [str(i) for i in range(attack.num_classes)]

@@ -63,6 +63,43 @@ def _split_type(value: str) -> str:
     return value
 
 
+def add_settings_arg(
+    parser: argparse.ArgumentParser,
+    sections: tuple[str, ...],
+    *,
+    default: str | None,
+    example: str,
+    aliases: str = "",
+) -> None:
+    """``--set SECTION.KEY=VALUE`` (repeatable): the one override syntax of every command
+    (``ssgan.config.split_sections``); ``settings_from_args`` sorts the items."""
+    own = f"; a bare KEY=VALUE means {default}.KEY=VALUE" if default else ""
+    parser.add_argument(
+        "--set",
+        dest="settings",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help=f"change a setting (repeatable), e.g. --set {example}; sections: "
+        f"{', '.join(sections)}{own}{aliases}",
+    )
+    parser.set_defaults(settings_sections=sections, settings_default=default)
+
+
+def settings_from_args(args: argparse.Namespace, **aliases: list[str]) -> dict[str, list[str]]:
+    """``--set`` items by section, after the items of older per-section flags (``aliases``,
+    e.g. ``gan=args.gan_set``), so ``--set`` wins where both name a key. ``ValueError`` as
+    ``split_sections``."""
+    from ssgan.config import split_sections
+
+    out = split_sections(
+        args.settings, sections=args.settings_sections, default=args.settings_default
+    )
+    for section, items in aliases.items():
+        out[section] = [*items, *out[section]]
+    return out
+
+
 def add_device_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
 

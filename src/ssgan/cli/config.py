@@ -28,28 +28,31 @@ def register(sub: argparse._SubParsersAction) -> None:
     show.add_argument("--model", choices=tuple(MODELS), default="envnet", help="victim only")
     show.add_argument(
         "--set",
-        dest="overrides",
+        dest="settings",
         action="append",
         default=[],
-        metavar="KEY=VALUE",
-        help="override a field as `ssgan train ... --set` does (repeatable)",
+        metavar="SECTION.KEY=VALUE",
+        help="change a setting as `ssgan train ... --set` does (repeatable): gan.lr=1e-3, "
+        "victim.epochs=40, or a bare KEY=VALUE of the settings shown",
     )
     show.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from ssgan.config import split_sections
     from ssgan.training.gan import PROFILES as GAN_PROFILES
     from ssgan.training.victim import get_profile
 
     config: Any
     try:
+        overrides = split_sections(args.settings, sections=(args.what,), default=args.what)
         if args.what == "victim":
             config = get_profile(args.profile, args.model)
         elif args.profile in GAN_PROFILES:
             config = GAN_PROFILES[args.profile]
         else:
             raise ValueError(f"profile={args.profile!r}: expected one of {', '.join(GAN_PROFILES)}")
-        config = apply_overrides(config, args.overrides)
+        config = apply_overrides(config, overrides[args.what])
     except ValueError as exc:
         print(f"ssgan: error: {exc}", file=sys.stderr)
         return 2

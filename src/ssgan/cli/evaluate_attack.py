@@ -20,10 +20,12 @@ from ssgan.cli.common import (
     add_dataset_args,
     add_device_arg,
     add_generator_checkpoint_arg,
+    add_settings_arg,
     add_victim_checkpoint_arg,
     dataset_from_args,
     progress_bar,
     resolve_split,
+    settings_from_args,
 )
 from ssgan.errors import DatasetError, OutputError, SSGANError
 
@@ -46,8 +48,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="attack setting (repeatable), e.g. eps=0.002",
+        help="attack setting (repeatable), e.g. eps=0.002: the same as --set attack.eps=0.002",
     )
+    add_settings_arg(parser, ("attack",), default="attack", example="attack.eps=0.002")
     parser.add_argument(
         "--generator",
         default=None,
@@ -94,7 +97,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _kwargs_for(func: Any, pairs: dict[str, str], what: str) -> dict[str, Any]:
     """Convert ``key=value`` strings by ``func``'s annotations (as ``make_attack`` does)."""
-    from ssgan.config import _convert
+    from ssgan.config import convert_value
 
     params = {p for p in inspect.signature(func).parameters if p not in ("self", "cls")}
     hints = typing.get_type_hints(func)
@@ -104,7 +107,7 @@ def _kwargs_for(func: Any, pairs: dict[str, str], what: str) -> dict[str, Any]:
         if key not in params or key in ("run_dir", "directory", "device"):
             known = ", ".join(sorted(params - {"run_dir", "directory", "device"}))
             raise ValueError(f"unknown setting {key!r} for {what}; known: {known}")
-        out[key] = _convert(key, raw, hints.get(key, str))
+        out[key] = convert_value(key, raw, hints.get(key, str))
     return out
 
 
@@ -113,7 +116,7 @@ def build_attack(args: argparse.Namespace) -> Any:
     from ssgan.attacks import LearnedAttack, attack_class, make_attack
     from ssgan.config import parse_key_values
 
-    pairs = parse_key_values(args.attack_arg)
+    pairs = parse_key_values(settings_from_args(args, attack=args.attack_arg)["attack"])
     cls = attack_class(args.attack)
     if args.attack == "ssgan":
         if args.generator is None:

@@ -10,7 +10,12 @@ import sys
 from functools import partial
 from pathlib import Path
 
-from ssgan.cli.common import add_device_arg
+from ssgan.cli.common import (
+    add_device_arg,
+    add_settings_arg,
+    add_victim_checkpoint_arg,
+    settings_from_args,
+)
 from ssgan.reproduce import (
     PROFILES,
     TABLE2_SEGMENTS,
@@ -19,6 +24,10 @@ from ssgan.reproduce import (
     reproduce_table2,
     reproduce_table3,
 )
+
+#: What ``--set SECTION.KEY=VALUE`` may change in ``reproduce table2|table3|robustness``: the
+#: victim and GAN trainings (``ssgan config show``) and the universal perturbations' fits.
+REPRODUCE_SECTIONS = ("victim", "gan", "uap-iterative", "uap-penalty", "uap-fit")
 
 
 def _floats(value: str) -> tuple[float, ...]:
@@ -99,20 +108,11 @@ def register(sub: argparse._SubParsersAction) -> None:
             default=None,
             help="use this trained victim run instead of training one",
         )
-        p.add_argument(
-            "--victim-set",
-            action="append",
-            default=[],
-            metavar="KEY=VALUE",
-            help="override a victim training setting",
-        )
-        p.add_argument(
-            "--gan-set",
-            action="append",
-            default=[],
-            metavar="KEY=VALUE",
-            help="override an SSGAN training setting",
-        )
+        add_victim_checkpoint_arg(p)
+        add_settings_arg(p, REPRODUCE_SECTIONS, default=None, example="gan.lr=1e-3")
+        # The per-section flags of earlier versions, kept: --victim-set K=V is --set victim.K=V.
+        p.add_argument("--victim-set", action="append", default=[], help=argparse.SUPPRESS)
+        p.add_argument("--gan-set", action="append", default=[], help=argparse.SUPPRESS)
         p.add_argument("--seed", type=int, default=0, help="seed of the attacks")
         add_device_arg(p)
         p.set_defaults(func=run)
@@ -133,8 +133,9 @@ def _register_transfer(inner: argparse._SubParsersAction) -> None:
     p.add_argument("--generators", nargs="*", default=[], type=Path, metavar="RUN_G")
     p.add_argument("--attacks", default=",".join(TRANSFER_ATTACKS),
                    help="comma-separated subset of ssgan,pgd,cw")  # fmt: skip
-    p.add_argument("--attack-arg", action="append", default=[], metavar="ATTACK:KEY=VALUE",
-                   help="e.g. pgd:eps=0.002 (repeatable)")  # fmt: skip
+    add_settings_arg(p, TRANSFER_ATTACKS, default=None, example="pgd.eps=0.002")
+    # The flag of earlier versions, kept: --attack-arg pgd:eps=0.002 is --set pgd.eps=0.002.
+    p.add_argument("--attack-arg", action="append", default=[], help=argparse.SUPPRESS)
     p.add_argument("--dataset", default="esc10", choices=("esc10", "esc50", "urbansound8k"))
     p.add_argument("--root", required=True, type=Path, help="dataset folder")
     p.add_argument("--split", default="fold:5")
@@ -151,7 +152,7 @@ def _register_transfer(inner: argparse._SubParsersAction) -> None:
 def run_transfer(args: argparse.Namespace) -> int:
     from ssgan.reproduce_transfer import TransferOptions, reproduce_transfer
 
-    attack_args: dict[str, list[str]] = {}
+    items = list(args.settings)
     for item in args.attack_arg:
         name, sep, pair = item.partition(":")
         if not sep or "=" not in pair:
@@ -159,7 +160,13 @@ def run_transfer(args: argparse.Namespace) -> int:
                 f"ssgan: error: --attack-arg {item!r}: expected ATTACK:KEY=VALUE", file=sys.stderr
             )
             return 2
-        attack_args.setdefault(name, []).append(pair)
+        items.insert(0, f"{name}.{pair}")
+    args.settings = items
+    try:
+        attack_args = {k: v for k, v in settings_from_args(args).items() if v}
+    except ValueError as exc:
+        print(f"ssgan: error: {exc}", file=sys.stderr)
+        return 2
     opts = TransferOptions(
         victims=args.victims, out=args.out, root=args.root, dataset=args.dataset,
         split=args.split, split_seed=args.split_seed, generators=args.generators,
@@ -222,6 +229,15 @@ def run(args: argparse.Namespace) -> int:
             return 2
         root = str(Path(base) / ("ESC-50" if table2 else "UrbanSound8K"))
     split = args.split or ("fold:5" if dataset == "esc10" else "paper")
+    try:
+        settings = settings_from_args(args, victim=args.victim_set, gan=args.gan_set)
+        uap = {k: tuple(v) for k, v in settings.items() if k.startswith("uap") and v}
+        from ssgan.reproduce import uap_settings
+
+        uap_settings(args.profile, uap)  # a bad key fails now, not after hours of training
+    except ValueError as exc:
+        print(f"ssgan: error: {exc}", file=sys.stderr)
+        return 2
     opts = ReproduceOptions(
         profile=args.profile,
         out=args.out,
@@ -231,8 +247,10 @@ def run(args: argparse.Namespace) -> int:
         split_seed=args.split_seed,
         victim=args.victim,
         device=args.device,
-        victim_overrides=tuple(args.victim_set),
-        gan_overrides=tuple(args.gan_set),
+        victim_checkpoint=args.victim_checkpoint,
+        victim_overrides=tuple(settings["victim"]),
+        gan_overrides=tuple(settings["gan"]),
+        uap_overrides=uap,
         seed=args.seed,
     )
     if args.table == "table2":

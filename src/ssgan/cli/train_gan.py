@@ -10,9 +10,11 @@ import sys
 from ssgan.cli.common import (
     add_dataset_args,
     add_device_arg,
+    add_settings_arg,
     add_victim_checkpoint_arg,
     dataset_from_args,
     resolve_split,
+    settings_from_args,
 )
 from ssgan.config import apply_overrides
 from ssgan.data import make_split
@@ -44,14 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="one class-conditional G for every target (same as --set targeted=true)",
     )
     add_device_arg(parser)
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config field, e.g. --set epochs=10 (repeatable)",
-    )
+    add_settings_arg(parser, ("gan",), default="gan", example="gan.lr=1e-3")
     parser.set_defaults(func=run)
 
 
@@ -64,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
             config = dataclasses.replace(config, segment_seconds=args.segment_seconds)
         if args.targeted:
             config = dataclasses.replace(config, targeted=True)
-        config = apply_overrides(config, args.overrides)
+        config = apply_overrides(config, settings_from_args(args)["gan"])
     except ValueError as exc:
         print(f"ssgan: error: {exc}", file=sys.stderr)
         return 2

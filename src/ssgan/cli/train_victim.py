@@ -7,7 +7,13 @@ import argparse
 import json
 import sys
 
-from ssgan.cli.common import add_dataset_args, add_device_arg, dataset_from_args
+from ssgan.cli.common import (
+    add_dataset_args,
+    add_device_arg,
+    add_settings_arg,
+    dataset_from_args,
+    settings_from_args,
+)
 from ssgan.config import apply_overrides
 from ssgan.data import make_split
 from ssgan.models.registry import MODELS
@@ -27,13 +33,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, help="run directory (new, or --resume)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out")
     add_device_arg(parser)
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config field, e.g. --set epochs=10 (repeatable)",
+    add_settings_arg(
+        parser,
+        ("victim", "adversarial"),
+        default="victim",
+        example="victim.epochs=40",
+        aliases="; adversarial.KEY: a setting of the --adversarial attack",
     )
     defence = parser.add_argument_group("adversarial fine-tuning (docs/robustness.md)")
     defence.add_argument(
@@ -48,7 +53,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="setting of the --adversarial attack (repeatable), e.g. eps=0.002",
+        help="setting of the --adversarial attack (repeatable), e.g. eps=0.002; the same as "
+        "--set adversarial.eps=0.002",
     )
     defence.add_argument(
         "--adversarial-fraction",
@@ -67,7 +73,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        config = apply_overrides(get_profile(args.profile, args.model), args.overrides)
+        settings = settings_from_args(args, adversarial=args.adversarial_arg)
+        args.adversarial_arg = settings["adversarial"]
+        config = apply_overrides(get_profile(args.profile, args.model), settings["victim"])
         config.validate()
     except ValueError as exc:
         print(f"ssgan: error: {exc}", file=sys.stderr)

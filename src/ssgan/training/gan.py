@@ -28,6 +28,7 @@ import logging
 import math
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -37,22 +38,20 @@ from tqdm.auto import tqdm
 from ssgan.config import to_dict
 from ssgan.data.segments import random_crops
 from ssgan.errors import OutputError
-from ssgan.metrics import attack_success_rate, msnr_db, snr_db, success_mask
 from ssgan.models.victim import victim_frozen
-from ssgan.targets import choose_targets
 from ssgan.training.checkpoint import atomic_write_json, json_safe
-from ssgan.training.gan_checkpoint import _keep_metrics_until, _resume, _save
+from ssgan.training.gan_checkpoint import keep_metrics_until, resume_state, save_run
 from ssgan.training.gan_config import PROFILES, GANTrainConfig
 from ssgan.training.gan_steps import (
     ClipSource,
     GANState,
-    _clips_and_labels,
-    _epoch_batches,
-    _training_victim,
-    _victim_gradient,
+    clips_and_labels,
+    crop_batches,
     d_step,
     g_step,
     make_state,
+    training_victim,
+    victim_gradient,
 )
 
 logger = logging.getLogger(__name__)
@@ -83,60 +82,61 @@ def validate(
 ) -> dict[str, float]:
     """Attack whole held-out clips with the any-length SSGAN attack; ASR and MSNR.
 
-    ``val/asr`` = ``N_success / N_right`` and ``val/msnr_db`` = mean SNR of the successful
-    clips (``ssgan.metrics``, paper eqs. 9-11); ``val/acc`` the clean accuracy; ``val/snr_db``
-    the mean SNR over all attacked clips. Clips of equal length are batched.
+    Scored by the evaluation itself (``ssgan.evaluation.evaluate_attack``, or
+    ``evaluate_targeted`` for a targeted G: random targets, seed 0, the same at every
+    validation), so a validation figure means what a test figure means: ``val/asr`` =
+    ``N_success / N_right`` (targeted: sent to the target), ``val/msnr_db`` the mean SNR of the
+    successful clips (paper eqs. 9-11), ``val/acc`` the clean accuracy, ``val/snr_db`` the mean
+    SNR over all attacked clips.
     """
     from ssgan.attacks.ssgan import SSGANAttack
+    from ssgan.evaluation import evaluate_attack
+    from ssgan.evaluation_targeted import evaluate_targeted
 
+    if not clips:
+        return {}
     cfg = state.config
     attack = SSGANAttack.from_generator(
         state.G, segment_seconds=cfg.segment_seconds, chunk_segments=cfg.chunk_segments
     )
-    order = sorted(range(len(clips)), key=lambda i: clips[i].shape[-1])
-    ys, clean, adv, snrs, aims = [], [], [], [], []
-    aim_rng = torch.Generator().manual_seed(0)  # the same targets at every validation
+    held_out = _HeldOut([c.to(device) for c in clips], list(labels))
     state.G.eval()
-    start = 0
-    while start < len(order):
-        length = clips[order[start]].shape[-1]
-        stop = start
-        while (
-            stop < len(order)
-            and stop - start < cfg.val_batch_size
-            and clips[order[stop]].shape[-1] == length
-        ):
-            stop += 1
-        idx = order[start:stop]
-        x = torch.stack([clips[i] for i in idx]).to(device)
-        y = torch.tensor([labels[i] for i in idx], device=device)
-        aim = None
-        if cfg.targeted:
-            aim = choose_targets("random", y, n_classes=state.G.num_classes, generator=aim_rng)
-            aims.append(aim.cpu())
-        x_adv = attack(victim, x, y, target=aim)
-        with victim_frozen(victim), torch.no_grad():
-            clean.append(victim(x).argmax(1).cpu())
-            adv.append(victim(x_adv).argmax(1).cpu())
-        ys.append(y.cpu())
-        snrs.append(snr_db(x.cpu(), x_adv.cpu()))
-        start = stop
-    if not ys:
-        return {}
-    y_all, c_all, a_all, s_all = (torch.cat(v) for v in (ys, clean, adv, snrs))
-    target = None
-    if cfg.target_class is not None:
-        target = torch.full_like(y_all, cfg.target_class)
-    elif cfg.targeted:
-        target = torch.cat(aims)
-    success = success_mask(y_all, c_all, a_all, target=target)
+    with victim_frozen(victim):
+        if cfg.targeted or cfg.target_class is not None:
+            aim: str | int = "random" if cfg.target_class is None else int(cfg.target_class)
+            result = evaluate_targeted(
+                attack, victim, held_out, target=aim, batch_size=cfg.val_batch_size
+            )
+            asr = result.summary["success_rate"]
+        else:
+            result = evaluate_attack(
+                attack, victim, held_out, batch_size=cfg.val_batch_size, n_examples=0
+            )
+            asr = result.summary["asr"]
+    snrs = [float(r["snr_db"]) for r in result.records if r["snr_db"] is not None]
+    finite = [v for v in snrs if math.isfinite(v)]
     return {
-        "val/acc": float((c_all == y_all).double().mean()),
-        "val/asr": attack_success_rate(y_all, c_all, a_all, target=target),
-        "val/msnr_db": msnr_db(s_all, success),
-        "val/snr_db": float(s_all[torch.isfinite(s_all)].mean()),
-        "val/clips": float(len(y_all)),
+        "val/acc": float(result.summary["acc"]),
+        "val/asr": float(asr),
+        "val/msnr_db": float(result.summary["msnr_db"]),
+        "val/snr_db": sum(finite) / len(finite) if finite else math.nan,
+        "val/clips": float(result.summary["n"]),
     }
+
+
+class _HeldOut:
+    """The validation clips as the dataset protocol of ``ssgan.evaluation`` (nameless clips)."""
+
+    def __init__(self, clips: list[Tensor], labels: list[int]) -> None:
+        self._clips, self._labels = clips, labels
+        self.clips = [SimpleNamespace(name=f"val{i}") for i in range(len(clips))]
+        self.class_names = [str(i) for i in range(max(labels, default=0) + 1)]
+
+    def waveforms(self) -> list[Tensor]:
+        return self._clips
+
+    def labels(self) -> list[int]:
+        return self._labels
 
 
 def _score(
@@ -181,12 +181,12 @@ def _run(
     progress: bool,
     extra_meta: dict[str, Any],
 ) -> tuple[GANState, dict[str, Any]]:
-    clips, labels = _clips_and_labels(train, "train")
+    clips, labels = clips_and_labels(train, "train")
     if not clips:
         raise ValueError("train: no clips to train on")
     if config.targeted and not config.n_classes:
         config = dataclasses.replace(config, n_classes=_victim_classes(victim, clips[0]))
-    val_clips, val_labels = _clips_and_labels(val, "val") if val is not None else ([], [])
+    val_clips, val_labels = clips_and_labels(val, "val") if val is not None else ([], [])
     if config.val_clips is not None:
         val_clips, val_labels = val_clips[: config.val_clips], val_labels[: config.val_clips]
     if out_dir is not None:
@@ -205,8 +205,8 @@ def _run(
     if resume:
         if out_dir is None:
             raise ValueError("resume=True needs an out_dir")
-        state = _resume(out_dir, config, device)
-        _keep_metrics_until(out_dir / "metrics.jsonl", state.epoch)
+        state = resume_state(out_dir, config, device)
+        keep_metrics_until(out_dir / "metrics.jsonl", state.epoch)
         logger.info("resuming %s after epoch %d", out_dir, state.epoch)
     else:
         if out_dir is not None and (out_dir / "last.json").exists():
@@ -220,7 +220,7 @@ def _run(
     started = time.perf_counter()
     last: dict[str, float] = {}
     length = config.crop_samples
-    train_victim = _training_victim(victim, config.victim_crops)
+    train_victim = training_victim(victim, config.victim_crops)
     epochs = tqdm(
         range(state.epoch, config.epochs),
         desc="epochs",
@@ -232,13 +232,13 @@ def _run(
         for epoch in epochs:
             t0 = time.perf_counter()
             sums: dict[str, float] = {}
-            batches = _epoch_batches(len(clips), config, state.rng)
+            batches = crop_batches(len(clips), config, state.rng)
             for idx in tqdm(batches, desc=f"epoch {epoch + 1}", leave=False, disable=not progress):
                 x = random_crops([clips[i] for i in idx.tolist()], length, generator=state.rng)
                 x = x.to(device)
                 y = torch.tensor([labels[i] for i in idx.tolist()], device=device)
                 # One victim backward per step for a grad_input G, shared by D and G.
-                grad = _victim_gradient(state, x, y, train_victim)
+                grad = victim_gradient(state, x, y, train_victim)
                 losses = d_step(state, x, grad=grad) if config.gamma > 0 else {}
                 losses.update(g_step(state, x, y, train_victim, grad=grad))
                 for k, v in losses.items():
@@ -264,7 +264,7 @@ def _run(
             if out_dir is not None:
                 with open(out_dir / "metrics.jsonl", "a", encoding="utf-8") as fh:
                     fh.write(json.dumps(json_safe({"epoch": state.epoch, **metrics})) + "\n")
-                _save(out_dir, state, metrics, extra_meta, best=is_best)
+                save_run(out_dir, state, metrics, extra_meta, best=is_best)
     summary: dict[str, Any] = {
         "epochs": state.epoch,
         "last": last,

@@ -48,7 +48,7 @@ def _meta(state: GANState, metrics: dict[str, float], extra: dict[str, Any]) -> 
     }
 
 
-def _save(
+def save_run(
     out_dir: Path, state: GANState, metrics: dict[str, float], extra: dict[str, Any], best: bool
 ) -> None:
     meta = _meta(state, metrics, extra)
@@ -67,7 +67,7 @@ def _save(
     save_checkpoint(out_dir, "last", tensors, meta, training_state)
 
 
-def _resume(out_dir: Path, config: GANTrainConfig, device: str | torch.device) -> GANState:
+def resume_state(out_dir: Path, config: GANTrainConfig, device: str | torch.device) -> GANState:
     tensors, meta, saved = load_checkpoint(out_dir, "last", with_state=True)
     where = out_dir / "last.json"
     from ssgan.attacks.ssgan import GAN_KIND
@@ -105,7 +105,7 @@ def _resume(out_dir: Path, config: GANTrainConfig, device: str | torch.device) -
     return state
 
 
-def _keep_metrics_until(path: Path, epoch: int) -> None:
+def keep_metrics_until(path: Path, epoch: int) -> None:
     """Drop metrics lines of epochs after the checkpoint we resume from (a crash between the
     metrics line and the checkpoint leaves one)."""
     if not path.is_file():

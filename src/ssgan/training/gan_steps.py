@@ -123,7 +123,7 @@ def d_step(
     real, fake = real.to(x.device), fake.to(x.device)
     state.D.train()
     if grad is None:
-        grad = _victim_gradient(state, x, y, victim)
+        grad = victim_gradient(state, x, y, victim)
     # D judges realism, whatever G aimed at: any class will do as the conditional G's target.
     target = _any_class(state, batch)
     with torch.no_grad(), _autocast(x, cfg.bf16):
@@ -166,7 +166,7 @@ def g_step(
     state.G.train()
     with victim_frozen(victim), _no_param_grads(state.D):
         if grad is None:
-            grad = _victim_gradient(state, x, y, victim)
+            grad = victim_gradient(state, x, y, victim)
         with _autocast(x, cfg.bf16):
             delta = _perturb(state.G, x, cfg.segment_samples, grad, g_target).float()
         x_adv = x + delta
@@ -241,7 +241,7 @@ def _perturb(
     return sip.stitch_segments(deltas, x.shape[1])
 
 
-def _victim_gradient(
+def victim_gradient(
     state: GANState, x: Tensor, y: Tensor | None, victim: nn.Module | None
 ) -> Tensor | None:
     """The victim's input gradient at the clean crops, for a ``grad_input`` generator (else
@@ -250,7 +250,7 @@ def _victim_gradient(
         return None
     if y is None or victim is None:
         raise ValueError("a grad_input generator needs the victim and the labels")
-    view = _training_victim(victim, state.config.grad_crops)
+    view = training_victim(victim, state.config.grad_crops)
     with victim_frozen(view):
         return input_gradient(view, x, y.to(x.device, torch.long))
 
@@ -280,7 +280,7 @@ def _score_victim(
     return logits, labels.repeat_interleave(k)
 
 
-def _training_victim(victim: nn.Module, n_crops: int | None) -> nn.Module:
+def training_victim(victim: nn.Module, n_crops: int | None) -> nn.Module:
     """The victim the G step scores: the same network with ``n_crops`` crops, if it is a
     ``ClipClassifier`` and ``n_crops`` is set (shares its weights; validation uses ``victim``)."""
     from ssgan.models.victim import ClipClassifier
@@ -303,7 +303,7 @@ class _ClipSource(Protocol):
 ClipSource = _ClipSource | tuple[Sequence[Tensor], Sequence[int]]
 
 
-def _clips_and_labels(source: ClipSource, what: str) -> tuple[list[Tensor], list[int]]:
+def clips_and_labels(source: ClipSource, what: str) -> tuple[list[Tensor], list[int]]:
     if isinstance(source, tuple):
         clips, labels = list(source[0]), [int(v) for v in source[1]]
     else:
@@ -313,7 +313,7 @@ def _clips_and_labels(source: ClipSource, what: str) -> tuple[list[Tensor], list
     return [c.float() for c in clips], labels
 
 
-def _epoch_batches(n: int, config: GANTrainConfig, rng: torch.Generator) -> list[Tensor]:
+def crop_batches(n: int, config: GANTrainConfig, rng: torch.Generator) -> list[Tensor]:
     """Clip indices of each batch of one epoch: shuffled passes, as many as the steps need."""
     steps = config.steps_per_epoch or math.ceil(n / config.batch_size)
     need = steps * config.batch_size

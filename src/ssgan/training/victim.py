@@ -48,12 +48,12 @@ from ssgan.models.victim import ClipClassifier, predict_clips
 from ssgan.training import parallel
 from ssgan.training.checkpoint import atomic_write_json, rng_state, save_checkpoint
 from ssgan.training.victim_checkpoint import (
-    _meta,
-    _rank_streams,
-    _restore,
-    _start_or_resume,
-    _trim_metrics,
-    _weights,
+    checkpoint_meta,
+    model_weights,
+    rank_streams,
+    restore_state,
+    start_or_resume,
+    trim_metrics,
 )
 from ssgan.training.victim_config import (
     PROFILES,
@@ -65,8 +65,8 @@ from ssgan.training.victim_config import (
 from ssgan.training.victim_steps import (
     ClipSource,
     TrainState,
-    _check_dataset,
     bf16_is_fast,
+    check_dataset,
     epoch_batches,
     make_batch,
     time_stretch,
@@ -162,8 +162,8 @@ def train_victim(
     config.validate()
     out = Path(out_dir)
     info = dict(dataset_info or {})
-    train_clips, train_labels = _check_dataset(train_ds, "training")
-    test_clips, test_labels = _check_dataset(test_ds, "test")
+    train_clips, train_labels = check_dataset(train_ds, "training")
+    test_clips, test_labels = check_dataset(test_ds, "test")
     class_names = list(train_ds.class_names)
     if list(test_ds.class_names) != class_names:
         raise DatasetError("training and test sets have different class lists")
@@ -174,7 +174,7 @@ def train_victim(
             raise distributed.DistributedError(
                 "adversarial fine-tuning is not data-parallel yet: run it in one process"
             )
-    saved = distributed.on_main(lambda: _start_or_resume(config, out, resume))
+    saved = distributed.on_main(lambda: start_or_resume(config, out, resume))
     if saved and int(saved.get("world_size", 1)) != world:
         raise CheckpointError(
             f"{out}/last: trained with {saved.get('world_size', 1)} process(es), resumed with "
@@ -211,9 +211,9 @@ def train_victim(
             state.crop_generator = parallel.rank_generator(config.seed, rank)
             state.ddp = parallel.wrap(net, dev)
         if saved:
-            _restore(state, saved, out)
+            restore_state(state, saved, out)
         if distributed.is_main():
-            _trim_metrics(out / "metrics.jsonl", state.epoch)
+            trim_metrics(out / "metrics.jsonl", state.epoch)
         start = time.perf_counter()
         with distributed.collectives("training"):  # a lost rank: DistributedError, not a hang
             _loop(
@@ -300,17 +300,17 @@ def _loop(
                 state.best_accuracy, state.best_epoch = test_acc, epoch
             if improved and main:
                 save_checkpoint(
-                    out, "best", _weights(state.net),
-                    _meta(config, class_names, state, test_acc, info),
+                    out, "best", model_weights(state.net),
+                    checkpoint_meta(config, class_names, state, test_acc, info),
                 )  # fmt: skip
             if epoch % config.checkpoint_every == 0 or epoch == config.epochs:
-                ranks = _rank_streams(state)  # a collective: every rank takes part
+                ranks = rank_streams(state)  # a collective: every rank takes part
             else:
                 ranks = None
             if main and ranks is not None:
                 save_checkpoint(
-                    out, "last", _weights(state.net),
-                    _meta(config, class_names, state, state.last_accuracy, info),
+                    out, "last", model_weights(state.net),
+                    checkpoint_meta(config, class_names, state, state.last_accuracy, info),
                     state={
                         "optimizer": state.optimizer.state_dict(),
                         "generator": state.generator.get_state(),

@@ -28,7 +28,7 @@ from ssgan.training.victim_steps import TrainState
 _RESUME_MAY_CHANGE = frozenset({"num_threads", "eval_batch"})
 
 
-def _meta(
+def checkpoint_meta(
     config: VictimTrainConfig,
     class_names: list[str],
     state: TrainState,
@@ -58,11 +58,11 @@ def _meta(
     }
 
 
-def _weights(net: nn.Module) -> dict[str, torch.Tensor]:
+def model_weights(net: nn.Module) -> dict[str, torch.Tensor]:
     return {f"net.{k}": v for k, v in net.state_dict().items()}
 
 
-def _start_or_resume(config: VictimTrainConfig, out: Path, resume: bool) -> dict[str, Any] | None:
+def start_or_resume(config: VictimTrainConfig, out: Path, resume: bool) -> dict[str, Any] | None:
     """Check the run directory; return the ``last`` checkpoint state when resuming."""
     has_files = out.is_dir() and any(out.iterdir())
     if not resume:
@@ -98,7 +98,7 @@ def _jsonish(v: Any) -> Any:
     return json.loads(json.dumps(v))
 
 
-def _restore(state: TrainState, saved: dict[str, Any], out: Path) -> None:
+def restore_state(state: TrainState, saved: dict[str, Any], out: Path) -> None:
     tensors = saved["tensors"]
     weights = {k[len("net.") :]: v for k, v in tensors.items() if k.startswith("net.")}
     try:
@@ -120,7 +120,7 @@ def _restore(state: TrainState, saved: dict[str, Any], out: Path) -> None:
         raise CheckpointError(f"{out}/last: cannot resume from this checkpoint ({msg})") from None
 
 
-def _trim_metrics(path: Path, epoch: int) -> None:
+def trim_metrics(path: Path, epoch: int) -> None:
     """Drop metric lines of epochs after the checkpoint (written before a crash)."""
     if not path.is_file():
         return
@@ -136,7 +136,7 @@ def _trim_metrics(path: Path, epoch: int) -> None:
         atomic_write_text(path, "".join(k + "\n" for k in kept))
 
 
-def _rank_streams(state: TrainState) -> dict[str, Any]:
+def rank_streams(state: TrainState) -> dict[str, Any]:
     """Data parallel: every rank's crop generator and dropout RNG states, for rank 0's
     checkpoint (``{"ranks": [...]}``); ``{}`` in a single process."""
     if state.crop_generator is None:

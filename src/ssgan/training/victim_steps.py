@@ -153,7 +153,7 @@ def bf16_is_fast(device: torch.device) -> bool:
         return False
 
 
-def _check_dataset(ds: ClipSource, what: str) -> tuple[list[torch.Tensor], torch.Tensor]:
+def check_dataset(ds: ClipSource, what: str) -> tuple[list[torch.Tensor], torch.Tensor]:
     clips = [torch.as_tensor(w, dtype=torch.float32) for w in ds.waveforms()]
     labels = torch.as_tensor(list(ds.labels()), dtype=torch.long)
     if not clips:
