@@ -162,3 +162,13 @@ def test_uap_settings_apply_on_top_of_the_profile() -> None:
     assert UAP_PROFILES["smoke"]["fit"]["clips"] != 3  # the profile itself is untouched
     with pytest.raises(ValueError, match="whole number"):
         uap_settings("smoke", {"uap-fit": ("clips=x",)})
+
+
+def test_config_show_uap(capsys) -> None:
+    import json
+
+    assert main(["config", "show", "uap", "--profile", "cpu", "--set", "uap-fit.clips=7"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["fit"]["clips"] == 7 and "max_passes" in shown["uap-iterative"]
+    assert main(["config", "show", "uap", "--set", "clips=7"]) == 2
+    assert "uap-fit.clips" in capsys.readouterr().err

@@ -19,11 +19,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("config", help="print the resolved settings of a profile")
     inner = parser.add_subparsers(dest="action", required=True)
     show = inner.add_parser("show", help="the settings `ssgan train` would use, as JSON")
-    show.add_argument("what", choices=("victim", "gan"), help="which training")
+    show.add_argument(
+        "what",
+        choices=("victim", "gan", "uap"),
+        help="which training (uap: the universal perturbations `ssgan reproduce` fits)",
+    )
     show.add_argument(
         "--profile",
         default="cpu",
-        help=f"victim: {', '.join(VICTIM_PROFILES)}; gan: {', '.join(GAN_PROFILES)}",
+        help=f"victim: {', '.join(VICTIM_PROFILES)}; gan: {', '.join(GAN_PROFILES)}; uap: the "
+        "reproduce profiles",
     )
     show.add_argument("--model", choices=tuple(MODELS), default="envnet", help="victim only")
     show.add_argument(
@@ -45,6 +50,18 @@ def run(args: argparse.Namespace) -> int:
 
     config: Any
     try:
+        if args.what == "uap":
+            from ssgan.reproduce import UAP_PROFILES, uap_settings
+
+            if args.profile not in UAP_PROFILES:
+                raise ValueError(
+                    f"profile={args.profile!r}: expected one of {', '.join(UAP_PROFILES)}"
+                )
+            sections = ("uap-iterative", "uap-penalty", "uap-fit")
+            uap = split_sections(args.settings, sections=sections)
+            shown = uap_settings(args.profile, {k: tuple(v) for k, v in uap.items() if v})
+            print(json.dumps(shown, indent=2, sort_keys=True))
+            return 0
         overrides = split_sections(args.settings, sections=(args.what,), default=args.what)
         if args.what == "victim":
             config = get_profile(args.profile, args.model)
