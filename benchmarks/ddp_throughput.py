@@ -1,12 +1,15 @@
-"""Data-parallel victim training throughput: training crops per second, 1 process vs torchrun.
+"""Data-parallel training throughput: training crops per second, 1 process vs torchrun.
 
-Trains EnvNet (``--fc-width`` wide FC layers, default window) on ``--clips`` synthetic 5 s clips
-for ``--epochs`` epochs with the global batch ``--batch-size`` and reports crops per second of
-the epochs after the first (warm-up), from the run's ``metrics.jsonl``. Run it once plainly and
+``--what victim`` (default) trains EnvNet (``--fc-width`` wide FC layers, default window) on
+``--clips`` synthetic 5 s clips for ``--epochs`` epochs with the global batch ``--batch-size``;
+``--what gan`` trains the generator of the ``cpu`` recipe (``--gan-steps`` steps an epoch, no
+validation) against an untrained EnvNet of that width. Either reports crops per second of the
+epochs after the first (warm-up), from the run's ``metrics.jsonl``. Run it once plainly and
 once under torchrun with the same arguments; each run appends one JSON line to ``--out``:
 
     python benchmarks/ddp_throughput.py --out ddp.jsonl
     torchrun --standalone --nproc-per-node 2 benchmarks/ddp_throughput.py --out ddp.jsonl
+    python benchmarks/ddp_throughput.py --what gan --out ddp.jsonl
 
 ``--threads`` intra-op threads per process (default: cores / processes).
 """
@@ -44,6 +47,25 @@ class Clips:
         return self.y.tolist()
 
 
+def _train_gan(args: argparse.Namespace, threads: int, out: Path) -> None:
+    import dataclasses
+
+    from ssgan.models.registry import build_model
+    from ssgan.models.victim import wrap_victim
+    from ssgan.training.gan import PROFILES, train_gan
+
+    torch.set_num_threads(threads)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        net = build_model("envnet", 4, fc_width=args.fc_width)
+    victim = wrap_victim(net).eval()
+    config = dataclasses.replace(
+        PROFILES["cpu"], epochs=args.epochs, steps_per_epoch=args.gan_steps,
+        batch_size=args.batch_size,
+    )  # fmt: skip
+    train_gan(config, victim, Clips(args.clips, 0), None, out, progress=False)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=64)
@@ -51,6 +73,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--fc-width", type=int, default=1024)
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--what", choices=("victim", "gan"), default="victim")
+    parser.add_argument("--gan-steps", type=int, default=10, help="G steps an epoch (--what gan)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     distributed.init_from_env("cpu")
@@ -62,12 +86,17 @@ def main() -> None:
     )  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         run = distributed.broadcast(tmp)  # rank 0's directory
-        train_victim(config, Clips(args.clips, 0), Clips(2, 1), Path(run) / "r", progress=False)
+        if args.what == "victim":
+            train_victim(config, Clips(args.clips, 0), Clips(2, 1), Path(run) / "r", progress=False)
+        else:
+            _train_gan(args, threads, Path(run) / "r")
         if distributed.is_main():
             lines = (Path(run) / "r" / "metrics.jsonl").read_text().splitlines()
-            seconds = [json.loads(s)["seconds"] for s in lines][1:]
-            steps = args.clips // args.batch_size
+            key = "seconds" if args.what == "victim" else "epoch_s"
+            seconds = [json.loads(s)[key] for s in lines][1:]
+            steps = args.clips // args.batch_size if args.what == "victim" else args.gan_steps
             result = {
+                "what": args.what,
                 "processes": world,
                 "threads_per_process": threads,
                 "fc_width": args.fc_width,

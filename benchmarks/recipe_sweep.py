@@ -44,15 +44,22 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     # evenly spaced crops): the test-time function itself, at 4 clips a step.
     "snr30-wholeclip": (
         "cpu",
-        [*_SNR, "snr_db=30", "crop_seconds=5", "victim_view=clip", "victim_crops=5",
-         "batch_size=4"],
+        [
+            *_SNR,
+            "snr_db=30",
+            "crop_seconds=5",
+            "victim_view=clip",
+            "victim_crops=5",
+            "batch_size=4",
+        ],
     ),
     "snr30-ctx": ("cpu", [*_SNR, "snr_db=30", "g_context=true"]),
     # G also reads the victim's input gradient (2 crops) and starts as the L2 FGM at 30 dB.
     "snr30-grad": ("cpu", [*_SNR, "snr_db=30", "g_grad=true"]),
     # The same, its margin on the clip victim with 2 crops (the test-time function's view).
     "snr30-grad-clip": (
-        "cpu", [*_SNR, "snr_db=30", "g_grad=true", "victim_view=clip", "victim_crops=2"]
+        "cpu",
+        [*_SNR, "snr_db=30", "g_grad=true", "victim_view=clip", "victim_crops=2"],
     ),
     "snr30-ch16": ("cpu", [*_SNR, "snr_db=30", "g_channels=16"]),
     "snr30-lr3e-4": ("cpu", [*_SNR, "snr_db=30", "lr=3e-4"]),
@@ -64,7 +71,8 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "snr30-rf1s": ("cpu", [*_SNR, "snr_db=30", "g_down=4", "g_block_kernel=9"]),
     "snr30-rf270ms": ("cpu", [*_SNR, "snr_db=30", "g_down=3", "g_block_kernel=9"]),
     "snr30-rf1s-ctx": (
-        "cpu", [*_SNR, "snr_db=30", "g_down=4", "g_block_kernel=9", "g_context=true"]
+        "cpu",
+        [*_SNR, "snr_db=30", "g_down=4", "g_block_kernel=9", "g_context=true"],
     ),
     "snr25": ("cpu", [*_SNR, "snr_db=25"]),
     "snr20": ("cpu", [*_SNR, "snr_db=20"]),

@@ -4,6 +4,8 @@
 the tiny victim of ``TINY_DDP`` on the synthetic clips; ``--die-after-batches`` makes rank 1 exit
 hard after making that many batches (a crashed rank). ``python dist_worker.py evaluate OUT
 VICTIM_PT``: FGSM over synthetic clips of two lengths against the saved ``TinyVictim`` weights.
+``python dist_worker.py gan OUT VICTIM_PT [--epochs N] [--resume]``: trains the tiny GAN of
+``TINY_GAN`` (G and D) against those weights.
 
 Each rank records which files it wrote through the trainer/evaluator (``OUT.writes.rankR.json``).
 """
@@ -44,6 +46,26 @@ class MemoryClips:
         return self.y.tolist()
 
 
+def gan_data() -> tuple[MemoryClips, MemoryClips]:
+    x, y = synth_batch(12, 4000, seed=20)
+    xv, yv = synth_batch(4, 4000, seed=21)
+    return MemoryClips(x, y), MemoryClips(xv, yv)
+
+
+def tiny_gan() -> Any:
+    """The GAN config of the data-parallel tests: G and D (gamma 1), 0.05 s crops, global batch
+    of 8 (4 a rank), 2 epochs of 3 steps."""
+    from ssgan.training.gan import PROFILES
+
+    return dataclasses.replace(
+        PROFILES["smoke"], segment_seconds=0.05, epochs=2, batch_size=8, steps_per_epoch=3,
+        g_channels=4, g_blocks=1, val_clips=4, margin=2.0,
+    )  # fmt: skip
+
+
+TINY_GAN = tiny_gan()
+
+
 def train_data() -> tuple[MemoryClips, MemoryClips]:
     x, y = synth_batch(16, 6000, seed=10)
     xt, yt = synth_batch(6, 6000, seed=11)
@@ -74,10 +96,11 @@ def _spy(module: Any, name: str, log: list[str]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("task", choices=("train", "evaluate"))
+    parser.add_argument("task", choices=("train", "evaluate", "gan"))
     parser.add_argument("out", type=Path)
     parser.add_argument("victim", nargs="?")
     parser.add_argument("--stop-after", type=int, default=None)
+    parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--die-after-batches", type=int, default=None)
     args = parser.parse_args()
@@ -106,6 +129,17 @@ def main() -> None:
             TINY_DDP, train, test, args.out, resume=args.resume, progress=False,
             stop_after_epoch=args.stop_after,
         )  # fmt: skip
+    elif args.task == "gan":
+        from ssgan.training import gan, gan_checkpoint
+
+        for name in ("atomic_write_json", "save_run"):
+            _spy(gan, name, writes)
+        _spy(gan_checkpoint, "save_checkpoint", writes)
+        model = TinyVictim()
+        model.load_state_dict(torch.load(args.victim, weights_only=True))
+        cfg = dataclasses.replace(TINY_GAN, epochs=args.epochs or TINY_GAN.epochs)
+        train, val = gan_data()
+        gan.train_gan(cfg, model, train, val, args.out, resume=args.resume, progress=False)
     else:
         from ssgan import evaluation
         from ssgan.attacks import make_attack

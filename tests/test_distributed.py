@@ -239,3 +239,141 @@ def test_commands_without_data_parallelism_refuse_torchrun(
     assert not (tmp_path / "demo").exists()
     monkeypatch.setenv("WORLD_SIZE", "1")  # torchrun with one process: a plain single process
     assert not distributed.launched()
+
+
+def _reference_gan(victim: torch.nn.Module, epochs: int) -> dict[str, torch.Tensor]:
+    """A single process trained on the 2-process GAN run's global batches: the library's own
+    D and G steps on each rank's half (that rank's crops and random draws), their gradients
+    averaged (DDP's all-reduce), then one optimiser step each, as every rank takes."""
+    from dist_worker import TINY_GAN, gan_data
+    from ssgan.data.segments import random_crops
+    from ssgan.training.gan_steps import crop_batches, d_step, g_step, make_state
+
+    cfg = TINY_GAN
+    train, _ = gan_data()
+    clips, labels = train.waveforms(), train.labels()
+    ref = make_state(cfg)
+    order = ref.rng  # the shared stream: seed + 1, as make_state seeds it
+    rngs = [parallel.rank_generator(cfg.seed, r) for r in range(2)]
+    probe = make_state(cfg)  # computes a rank's gradients; never steps (learning rate 0)
+    probe.opt_G = torch.optim.SGD(probe.G.parameters(), lr=0.0)
+    probe.opt_D = torch.optim.SGD(probe.D.parameters(), lr=0.0)
+
+    def mean_grads(
+        net: torch.nn.Module, ref_net: torch.nn.Module, step: str, xs: list, ys: list
+    ) -> None:
+        grads = []
+        for r in range(2):
+            probe.G.load_state_dict(ref.G.state_dict())
+            probe.D.load_state_dict(ref.D.state_dict())
+            probe.rng = rngs[r]
+            if step == "d":
+                d_step(probe, xs[r])
+            else:
+                g_step(probe, xs[r], ys[r], victim)
+            grads.append([p.grad.clone() for p in net.parameters()])
+        for p, g0, g1 in zip(ref_net.parameters(), *grads, strict=True):
+            p.grad = (g0 + g1) / 2
+
+    for _ in range(epochs):
+        for batch in crop_batches(len(clips), cfg, order):
+            xs, ys = [], []
+            for r in range(2):
+                idx = parallel.rank_slice(batch, r, 2)
+                assert idx is not None
+                xs.append(random_crops([clips[i] for i in idx.tolist()], cfg.crop_samples,
+                                       generator=rngs[r]))  # fmt: skip
+                ys.append(torch.tensor([labels[i] for i in idx.tolist()]))
+            mean_grads(probe.D, ref.D, "d", xs, ys)
+            ref.opt_D.step()
+            mean_grads(probe.G, ref.G, "g", xs, ys)
+            ref.opt_G.step()
+        ref.sched_G.step()
+        ref.sched_D.step()
+    return {**{f"G.{k}": v for k, v in ref.G.state_dict().items()},
+            **{f"D.{k}": v for k, v in ref.D.state_dict().items()}}  # fmt: skip
+
+
+def test_two_processes_train_the_gan_as_one_and_resume_exactly(tmp_path: Path) -> None:
+    victim = train_tiny_victim(steps=60).eval()
+    weights = tmp_path / "victim.pt"
+    torch.save(victim.state_dict(), weights)
+    out = tmp_path / "gan"
+    _ok(torchrun("gan", str(out), str(weights), "--epochs", "1"))
+    assert load_checkpoint(out, "last")[1]["epoch"] == 1
+    _ok(torchrun("gan", str(out), str(weights), "--resume"))
+    got = load_file(str(out / "last.safetensors"))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            want = _reference_gan(victim, 2)
+    finally:
+        torch.set_num_threads(threads)
+    assert got.keys() == want.keys()
+    for k in want:
+        torch.testing.assert_close(got[k], want[k], rtol=1e-4, atol=1e-5, msg=k)
+    assert _writes(out, 1) == []  # rank 0 alone writes
+    assert "save_run:gan" in _writes(out, 0)
+    lines = [json.loads(s) for s in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in lines] == [1, 2] and all("val/asr" in r for r in lines)
+    state = load_checkpoint(out, "last", with_state=True)[2]
+    assert state is not None and state["world_size"] == 2 and len(state["ranks"]) == 2
+    # another world size is refused, with the reason
+    from dist_worker import TINY_GAN, gan_data
+    from ssgan.training.gan import train_gan
+
+    train, val = gan_data()
+    with pytest.raises(CheckpointError, match="trained with 2 process"):
+        train_gan(TINY_GAN, victim, train, val, out, resume=True, progress=False)
+
+
+def test_sharded_attack_of_files_writes_what_one_process_writes(tmp_path: Path) -> None:
+    import soundfile as sf
+
+    from dist_worker import TINY_GAN, gan_data
+    from ssgan.cli import main
+    from ssgan.training.gan import train_gan
+
+    train, val = gan_data()
+    victim = train_tiny_victim(steps=30).eval()
+    run = tmp_path / "g"
+    train_gan(dataclasses.replace(TINY_GAN, epochs=1), victim, train, val, run, progress=False)
+    gen = torch.Generator().manual_seed(3)
+    inputs = []
+    for i, (rate, n) in enumerate([(16000, 5000), (8000, 3000), (44100, 9000), (16000, 100)]):
+        path = tmp_path / "in" / f"clip{i}.wav"
+        path.parent.mkdir(exist_ok=True)
+        audio = 0.3 * torch.randn(n, generator=gen).numpy() if n > 100 else [0.0] * n
+        sf.write(path, audio, rate)  # the last one is silent: an error record, not a stop
+        inputs.append(str(path))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as each rank: the same arithmetic, the same files
+    try:
+        one_process = ["attack", *inputs, "--generator", str(run), "--out", str(tmp_path / "one")]
+        assert main(one_process) == 1
+    finally:
+        torch.set_num_threads(threads)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([SRC, env.get("PYTHONPATH", "")])
+    env[distributed.TIMEOUT_ENV] = "30"
+    env["OMP_NUM_THREADS"] = "1"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+           "--max-restarts", "0", "-m", "ssgan", "attack", *inputs, "--generator", str(run),
+           "--out", str(tmp_path / "two")]  # fmt: skip
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0  # the silent file's error counts on every rank
+    one = (tmp_path / "one" / "results.jsonl").read_text().splitlines()
+    two = (tmp_path / "two" / "results.jsonl").read_text().splitlines()
+    assert len(two) == len(inputs) and "error" in json.loads(two[-1])
+
+    def same(a: str, b: str) -> bool:
+        ra, rb = json.loads(a), json.loads(b)
+        assert Path(ra.pop("output")).name == Path(rb.pop("output")).name
+        return ra == rb
+
+    assert all(same(a, b) for a, b in zip(one, two, strict=True))
+    for i in range(3):
+        x1, r1 = sf.read(tmp_path / "one" / f"clip{i}_adv.wav")
+        x2, r2 = sf.read(tmp_path / "two" / f"clip{i}_adv.wav")
+        assert r1 == r2 and (x1 == x2).all()

@@ -84,7 +84,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         aliases=f"; keys: {', '.join(_STREAM_SETTINGS)} (the flags of the same names)",
     )
     add_device_arg(parser)
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, data_parallel=True)  # torchrun: docs/distributed.md
 
 
 #: What ``--set attack.KEY=VALUE`` may change here, with the type of each. The attack-time steps
@@ -152,9 +152,19 @@ def run(args: argparse.Namespace) -> int:
         message = f"--chunk-segments={args.chunk_segments}: must be >= 1"
         print(f"ssgan: error: {message}", file=sys.stderr)
         return 2
-    if args.out.exists() and not args.out.is_dir():
-        raise OutputError(f"{args.out}: exists and is not a directory")
-    outputs = plan_outputs(list(args.inputs), args.out, overwrite=args.overwrite, fmt=args.format)
+    from ssgan import distributed
+
+    def plan() -> list[Path]:
+        if args.out.exists() and not args.out.is_dir():
+            raise OutputError(f"{args.out}: exists and is not a directory")
+        planned = plan_outputs(list(args.inputs), args.out, overwrite=args.overwrite,
+                               fmt=args.format)  # fmt: skip
+        args.out.mkdir(parents=True, exist_ok=True)
+        return planned
+
+    # Under torchrun rank 0 checks every target once; each rank then attacks its share of the
+    # files (inputs[rank::world]) and rank 0 writes results.jsonl in the inputs' order.
+    outputs = distributed.on_main(plan)
     attack = SSGANAttack.from_run(
         args.generator,
         checkpoint=args.generator_checkpoint,
@@ -177,11 +187,11 @@ def run(args: argparse.Namespace) -> int:
     def name(index: int) -> Any:
         return class_names[index] if class_names and 0 <= index < len(class_names) else index
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    lines: list[str] = []
+    lines: list[tuple[int, str]] = []
     failed = 0
-    pairs = list(zip(args.inputs, outputs, strict=True))
-    for path, target in tqdm(pairs, desc="attack", unit="file"):
+    pairs = distributed.shard(list(enumerate(zip(args.inputs, outputs, strict=True))))
+    bar = tqdm(pairs, desc="attack", unit="file", disable=not distributed.is_main())
+    for position, (path, target) in bar:
         record: dict[str, Any] = {"input": str(path), "output": str(target)}
         try:
             # Two streaming passes: memory does not grow with the file's length.
@@ -204,9 +214,14 @@ def run(args: argparse.Namespace) -> int:
                 adv = int(result.adv_logits.argmax(1)[0])
                 record.update(clean_pred=name(clean), adv_pred=name(adv), flipped=clean != adv)
         line = json.dumps(record)
-        lines.append(line)
+        lines.append((position, line))
         tqdm.write(line, file=sys.stdout)
-    atomic_write_text(args.out / "results.jsonl", "".join(line + "\n" for line in lines))
+    gathered = sorted(item for part in distributed.all_gather(lines) for item in part)
+    if distributed.is_main():
+        text = "".join(line + "\n" for _, line in gathered)
+        atomic_write_text(args.out / "results.jsonl", text)
+    failed = int(sum(distributed.all_reduce_sum([failed])))
+    distributed.barrier("waiting for rank 0 to write results.jsonl")
     return 1 if failed else 0
 
 

@@ -47,7 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_device_arg(parser)
     add_settings_arg(parser, ("gan",), default="gan", example="gan.lr=1e-3")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, data_parallel=True)  # torchrun: docs/distributed.md
 
 
 def run(args: argparse.Namespace) -> int:
@@ -93,5 +93,8 @@ def run(args: argparse.Namespace) -> int:
         config, victim, gan_train, val, args.out, resume=args.resume, device=args.device,
         progress=True, extra_meta=extra,
     )  # fmt: skip
-    print(json.dumps(summary, indent=2))
+    from ssgan import distributed
+
+    if distributed.is_main():
+        print(json.dumps(summary, indent=2))
     return 0

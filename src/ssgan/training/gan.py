@@ -35,12 +35,20 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from ssgan import distributed
 from ssgan.config import to_dict
 from ssgan.data.segments import random_crops
-from ssgan.errors import OutputError
+from ssgan.errors import CheckpointError, OutputError
 from ssgan.models.victim import victim_frozen
+from ssgan.training import parallel
 from ssgan.training.checkpoint import atomic_write_json, json_safe
-from ssgan.training.gan_checkpoint import keep_metrics_until, resume_state, save_run
+from ssgan.training.gan_checkpoint import (
+    keep_metrics_until,
+    rank_streams,
+    read_resume,
+    resume_state,
+    save_run,
+)
 from ssgan.training.gan_config import PROFILES, GANTrainConfig
 from ssgan.training.gan_steps import (
     ClipSource,
@@ -189,6 +197,35 @@ def _run(
     val_clips, val_labels = clips_and_labels(val, "val") if val is not None else ([], [])
     if config.val_clips is not None:
         val_clips, val_labels = val_clips[: config.val_clips], val_labels[: config.val_clips]
+    world, rank = distributed.world_size(), distributed.rank()
+    if world > 1:
+        if out_dir is None:
+            raise distributed.DistributedError("in-memory GAN training runs in one process")
+        parallel.check_batch(config.batch_size, world)
+    device = distributed.local_device(device) if world > 1 else device
+    # Rank 0 checks and prepares the run directory; every rank gets the checkpoint to resume.
+    resume, loaded = distributed.on_main(lambda: _prepare_run(out_dir, config, resume, world))
+    if loaded is not None:
+        assert out_dir is not None
+        state = resume_state(out_dir, config, device, loaded, rank=rank)
+        logger.info("resuming %s after epoch %d", out_dir, state.epoch)
+    else:
+        state = make_state(config, device=device)
+        if world > 1:
+            state.order_rng, state.rng = state.rng, parallel.rank_generator(config.seed, rank)
+    if world > 1:
+        state.G_train = parallel.wrap(state.G, torch.device(device))
+        if config.gamma > 0:
+            state.D_train = parallel.wrap(state.D, torch.device(device))
+    with distributed.collectives("GAN training"):  # a lost rank: DistributedError, not a hang
+        return _loop(state, config, victim, clips, labels, val_clips, val_labels, out_dir,
+                     device=device, progress=progress, extra_meta=extra_meta)  # fmt: skip
+
+
+def _prepare_run(
+    out_dir: Path | None, config: GANTrainConfig, resume: bool, world: int
+) -> tuple[bool, tuple[dict[str, Any], dict[str, Any]] | None]:
+    """Check and prepare the run directory; ``(resume, what read_resume read or None)``."""
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
     if resume and out_dir is not None and not (out_dir / "last.json").exists():
@@ -202,21 +239,43 @@ def _run(
         resume = False
         if (out_dir / "metrics.jsonl").exists():
             (out_dir / "metrics.jsonl").unlink()
+    loaded = None
     if resume:
         if out_dir is None:
             raise ValueError("resume=True needs an out_dir")
-        state = resume_state(out_dir, config, device)
-        keep_metrics_until(out_dir / "metrics.jsonl", state.epoch)
-        logger.info("resuming %s after epoch %d", out_dir, state.epoch)
-    else:
-        if out_dir is not None and (out_dir / "last.json").exists():
-            raise OutputError(f"{out_dir}: already holds a GAN run; resume it or pick a new --out")
-        state = make_state(config, device=device)
+        loaded = read_resume(out_dir, config)
+        saved_world = int(loaded[1].get("world_size", 1))
+        if saved_world != world:
+            raise CheckpointError(
+                f"{out_dir}/last: trained with {saved_world} process(es), resumed with {world}; "
+                "resume with the same number (torchrun --nproc-per-node / --nnodes)"
+            )
+        keep_metrics_until(out_dir / "metrics.jsonl", int(loaded[1]["epoch"]))
+    elif out_dir is not None and (out_dir / "last.json").exists():
+        raise OutputError(f"{out_dir}: already holds a GAN run; resume it or pick a new --out")
     if out_dir is not None:
         atomic_write_json(out_dir / "config.json", to_dict(config))
         if not resume and (out_dir / "metrics.jsonl").exists():
             (out_dir / "metrics.jsonl").unlink()
+    return resume, loaded
 
+
+def _loop(
+    state: GANState,
+    config: GANTrainConfig,
+    victim: nn.Module,
+    clips: list[Tensor],
+    labels: list[int],
+    val_clips: list[Tensor],
+    val_labels: list[int],
+    out_dir: Path | None,
+    *,
+    device: str | torch.device,
+    progress: bool,
+    extra_meta: dict[str, Any],
+) -> tuple[GANState, dict[str, Any]]:
+    world, rank = distributed.world_size(), distributed.rank()
+    main = distributed.is_main()
     started = time.perf_counter()
     last: dict[str, float] = {}
     length = config.crop_samples
@@ -224,7 +283,7 @@ def _run(
     epochs = tqdm(
         range(state.epoch, config.epochs),
         desc="epochs",
-        disable=not progress,
+        disable=not (progress and main),
         initial=state.epoch,
         total=config.epochs,
     )
@@ -232,8 +291,13 @@ def _run(
         for epoch in epochs:
             t0 = time.perf_counter()
             sums: dict[str, float] = {}
-            batches = crop_batches(len(clips), config, state.rng)
-            for idx in tqdm(batches, desc=f"epoch {epoch + 1}", leave=False, disable=not progress):
+            batches = crop_batches(len(clips), config, state.batch_rng)
+            bar = tqdm(batches, desc=f"epoch {epoch + 1}", leave=False,
+                       disable=not (progress and main))  # fmt: skip
+            for global_idx in bar:
+                idx = parallel.rank_slice(global_idx, rank, world)
+                if idx is None:
+                    continue  # data parallel: too few clips left for every rank
                 x = random_crops([clips[i] for i in idx.tolist()], length, generator=state.rng)
                 x = x.to(device)
                 y = torch.tensor([labels[i] for i in idx.tolist()], device=device)
@@ -247,7 +311,11 @@ def _run(
             if config.gamma > 0:  # without D its optimiser never steps
                 state.sched_D.step()
             state.epoch = epoch + 1
-            metrics: dict[str, float] = {k: v / len(batches) for k, v in sums.items()}
+            keys = sorted(sums)  # the mean over ranks: every rank trains on as many crops
+            totals = distributed.all_reduce_sum([sums[k] for k in keys])
+            metrics: dict[str, float] = {
+                k: v / (len(batches) * world) for k, v in zip(keys, totals, strict=True)
+            }
             if val_clips:
                 metrics.update(validate(state, victim, val_clips, val_labels, device=device))
             metrics["lr"] = state.opt_G.param_groups[0]["lr"]
@@ -261,10 +329,12 @@ def _run(
                 {k.split("/")[-1]: f"{v:.3g}" for k, v in metrics.items() if k.startswith("val/")}
             )
             logger.info("epoch %d: %s", state.epoch, metrics)
-            if out_dir is not None:
+            ranks = rank_streams(state)  # a collective: every rank takes part
+            if out_dir is not None and main:
                 with open(out_dir / "metrics.jsonl", "a", encoding="utf-8") as fh:
                     fh.write(json.dumps(json_safe({"epoch": state.epoch, **metrics})) + "\n")
-                save_run(out_dir, state, metrics, extra_meta, best=is_best)
+                save_run(out_dir, state, metrics, extra_meta, best=is_best, ranks=ranks)
+            distributed.barrier("waiting for rank 0's checkpoint")
     summary: dict[str, Any] = {
         "epochs": state.epoch,
         "last": last,

@@ -49,8 +49,15 @@ def _meta(state: GANState, metrics: dict[str, float], extra: dict[str, Any]) -> 
 
 
 def save_run(
-    out_dir: Path, state: GANState, metrics: dict[str, float], extra: dict[str, Any], best: bool
+    out_dir: Path,
+    state: GANState,
+    metrics: dict[str, float],
+    extra: dict[str, Any],
+    best: bool,
+    ranks: list[dict[str, Any]] | None = None,
 ) -> None:
+    """Write ``last`` (and ``best`` if ``best``). Data parallel: ``ranks`` holds every rank's
+    own generator state (``rank_streams``), so a resume continues each rank's crops exactly."""
     meta = _meta(state, metrics, extra)
     if best:
         save_checkpoint(out_dir, "best", flatten_state_dicts(G=state.G.state_dict()), meta)
@@ -59,7 +66,9 @@ def save_run(
         "opt_D": state.opt_D.state_dict(),
         "sched_G": state.sched_G.state_dict(),
         "sched_D": state.sched_D.state_dict(),
-        "rng": state.rng.get_state(),
+        "rng": state.batch_rng.get_state(),
+        "world_size": len(ranks) if ranks else 1,
+        **({"ranks": ranks} if ranks else {}),
         "epoch": state.epoch,
         "best": list(state.best) if state.best is not None else None,
     }
@@ -67,7 +76,20 @@ def save_run(
     save_checkpoint(out_dir, "last", tensors, meta, training_state)
 
 
-def resume_state(out_dir: Path, config: GANTrainConfig, device: str | torch.device) -> GANState:
+def rank_streams(state: GANState) -> list[dict[str, Any]] | None:
+    """Data parallel: every rank's own generator state (a collective: every rank calls it);
+    None in a single process."""
+    if state.order_rng is None:
+        return None
+    from ssgan import distributed
+
+    return distributed.all_gather({"rng": state.rng.get_state()})
+
+
+def read_resume(out_dir: Path, config: GANTrainConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``last``'s tensors and training state, checked against ``config`` (only ``epochs`` may
+    change); ``CheckpointError`` naming the file otherwise. Data parallel: rank 0 reads and the
+    others receive it, so the run directory needs to be on rank 0's machine only."""
     tensors, meta, saved = load_checkpoint(out_dir, "last", with_state=True)
     where = out_dir / "last.json"
     from ssgan.attacks.ssgan import GAN_KIND
@@ -85,6 +107,21 @@ def resume_state(out_dir: Path, config: GANTrainConfig, device: str | torch.devi
             f"{where}: cannot resume with a different config (changed: {', '.join(changed)}); "
             "only epochs may change"
         )
+    return tensors, saved
+
+
+def resume_state(
+    out_dir: Path,
+    config: GANTrainConfig,
+    device: str | torch.device,
+    loaded: tuple[dict[str, Any], dict[str, Any]] | None = None,
+    *,
+    rank: int = 0,
+) -> GANState:
+    """The training state of ``out_dir/last`` (``loaded``: what ``read_resume`` returned, when
+    rank 0 read it for every rank); ``rank``'s own generator restored under data parallel."""
+    where = out_dir / "last.json"
+    tensors, saved = loaded if loaded is not None else read_resume(out_dir, config)
     state = make_state(config, device=device)
     try:
         state.G.load_state_dict(unflatten_state_dict(tensors, "G"))
@@ -93,7 +130,12 @@ def resume_state(out_dir: Path, config: GANTrainConfig, device: str | torch.devi
         state.opt_D.load_state_dict(saved["opt_D"])
         state.sched_G.load_state_dict(saved["sched_G"])
         state.sched_D.load_state_dict(saved["sched_D"])
-        state.rng.set_state(saved["rng"])
+        if "ranks" in saved:
+            state.order_rng = torch.Generator()
+            state.order_rng.set_state(saved["rng"])
+            state.rng.set_state(saved["ranks"][rank]["rng"])
+        else:
+            state.rng.set_state(saved["rng"])
     except (KeyError, RuntimeError, ValueError) as exc:
         first = " ".join(str(exc).split())[:300]
         raise CheckpointError(f"{where}: training state does not fit ({first})") from None

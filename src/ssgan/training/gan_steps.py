@@ -50,6 +50,18 @@ class GANState:
     rng: torch.Generator  # clip order, crops, soft labels, flips
     epoch: int = 0  # completed epochs
     best: tuple[float, float, float] | None = None  # _score of the best epoch so far
+    # Data parallel (torchrun, ssgan.training.parallel): the clip order comes from a generator
+    # every rank shares, while ``rng`` is this rank's own (crops, labels, offsets); G and D
+    # train through their DistributedDataParallel wrappers. None in a single process: ``rng``
+    # draws everything and G and D train as they are.
+    order_rng: torch.Generator | None = None
+    G_train: nn.Module | None = dataclasses.field(default=None, repr=False)
+    D_train: nn.Module | None = dataclasses.field(default=None, repr=False)
+
+    @property
+    def batch_rng(self) -> torch.Generator:
+        """The generator of each epoch's clip order (the same on every rank)."""
+        return self.rng if self.order_rng is None else self.order_rng
 
 
 def make_state(config: GANTrainConfig, *, device: str | torch.device = "cpu") -> GANState:
@@ -129,8 +141,9 @@ def d_step(
     with torch.no_grad(), _autocast(x, cfg.bf16):
         delta = _perturb(state.G, x, cfg.segment_samples, grad, target).float()
         x_adv = (x + delta).clamp(-1.0, 1.0)
-    d_real = state.D(x)
-    d_fake = state.D(x_adv)
+    D = state.D if state.D_train is None else state.D_train
+    d_real = D(x)
+    d_fake = D(x_adv)
     loss = discriminator_loss(d_real, d_fake, real, fake)
     state.opt_D.zero_grad(set_to_none=True)
     loss.backward()
@@ -168,7 +181,8 @@ def g_step(
         if grad is None:
             grad = victim_gradient(state, x, y, victim)
         with _autocast(x, cfg.bf16):
-            delta = _perturb(state.G, x, cfg.segment_samples, grad, g_target).float()
+            G = state.G if state.G_train is None else state.G_train
+            delta = _perturb(G, x, cfg.segment_samples, grad, g_target).float()
         x_adv = x + delta
         if cfg.gamma > 0:
             d_fake = state.D(x_adv).float()
@@ -218,7 +232,7 @@ def _any_class(state: GANState, batch: int) -> Tensor | None:
 
 
 def _perturb(
-    G: Generator,
+    G: nn.Module,
     x: Tensor,
     segment: int,
     grad: Tensor | None = None,
