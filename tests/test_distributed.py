@@ -44,6 +44,17 @@ def torchrun(*args: str, timeout_s: float = 120.0) -> subprocess.CompletedProces
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout_s)
 
 
+def torchrun_ssgan(*args: str, timeout_s: float = 300.0) -> subprocess.CompletedProcess[str]:
+    """``torchrun --nproc-per-node 2 -m ssgan ARGS``: the command line itself, 2 processes."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([SRC, env.get("PYTHONPATH", "")])
+    env[distributed.TIMEOUT_ENV] = "60"
+    env["OMP_NUM_THREADS"] = "1"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+           "--max-restarts", "0", "-m", "ssgan", *args]  # fmt: skip
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout_s)
+
+
 def _ok(proc: subprocess.CompletedProcess[str]) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
 
@@ -354,14 +365,9 @@ def test_sharded_attack_of_files_writes_what_one_process_writes(tmp_path: Path) 
         assert main(one_process) == 1
     finally:
         torch.set_num_threads(threads)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([SRC, env.get("PYTHONPATH", "")])
-    env[distributed.TIMEOUT_ENV] = "30"
-    env["OMP_NUM_THREADS"] = "1"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-           "--max-restarts", "0", "-m", "ssgan", "attack", *inputs, "--generator", str(run),
-           "--out", str(tmp_path / "two")]  # fmt: skip
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    proc = torchrun_ssgan(
+        "attack", *inputs, "--generator", str(run), "--out", str(tmp_path / "two")
+    )
     assert proc.returncode != 0  # the silent file's error counts on every rank
     one = (tmp_path / "one" / "results.jsonl").read_text().splitlines()
     two = (tmp_path / "two" / "results.jsonl").read_text().splitlines()
@@ -377,3 +383,24 @@ def test_sharded_attack_of_files_writes_what_one_process_writes(tmp_path: Path) 
         x1, r1 = sf.read(tmp_path / "one" / f"clip{i}_adv.wav")
         x2, r2 = sf.read(tmp_path / "two" / f"clip{i}_adv.wav")
         assert r1 == r2 and (x1 == x2).all()
+
+
+def test_reproduce_runs_its_stages_data_parallel(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from test_reproduce import TINY_GAN, TINY_VICTIM
+
+    out = tmp_path / "t2"
+    argv = ["reproduce", "table2", "--profile", "smoke", "--root", "bundled", "--out", str(out),
+            "--segments", "0.8", *TINY_VICTIM, *TINY_GAN]  # fmt: skip
+    monkeypatch.setenv("SSGAN_CACHE", str(tmp_path / "cache"))
+    proc = torchrun_ssgan(*argv)
+    _ok(proc)
+    assert proc.stderr.count("4 stages, 0 already done") == 1  # rank 0 alone reports
+    assert proc.stdout.count("| 0.8 s (ours) |") == 1  # and prints the table
+    data = json.loads((out / "table2.json").read_text())
+    assert [r["test"]["n"] for r in data["rows"]] == [10]  # the sharded evaluation merged
+    state = load_checkpoint(out / "victim", "last", with_state=True)[2]
+    assert state is not None and state["world_size"] == 2
+    gan_state = load_checkpoint(out / "ssgan_0.8s", "last", with_state=True)[2]
+    assert gan_state is not None and gan_state["world_size"] == 2

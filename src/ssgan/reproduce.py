@@ -93,7 +93,12 @@ class Stage:
 
 def run_stages(stages: Sequence[Stage], report: Reporter) -> dict[str, float]:
     """Run the stages not done yet, in order, reporting each one; returns seconds per stage."""
-    pending = [s for s in stages if not s.done()]
+    from ssgan import distributed
+
+    # Under torchrun rank 0 decides what is done; every rank runs each stage (the trainings are
+    # data-parallel, the evaluations sharded, a fit runs on rank 0) and waits for the others.
+    done = distributed.on_main(lambda: [s.done() for s in stages])
+    pending = [s for s, finished in zip(stages, done, strict=True) if not finished]
     report(
         f"{len(stages)} stages, {len(stages) - len(pending)} already done, {len(pending)} to run: "
         + ", ".join(s.name for s in pending)
@@ -103,6 +108,7 @@ def run_stages(stages: Sequence[Stage], report: Reporter) -> dict[str, float]:
         report(f"[{i}/{len(pending)}] {stage.name} ...")
         t0 = time.perf_counter()
         stage.run()
+        distributed.barrier(f"waiting for the other ranks to finish {stage.name}")
         seconds[stage.name] = time.perf_counter() - t0
         left = len(pending) - i
         report(
@@ -110,6 +116,13 @@ def run_stages(stages: Sequence[Stage], report: Reporter) -> dict[str, float]:
             + (f"; {left} stage(s) left" if left else "")
         )
     return seconds
+
+
+def _on_main(write: Callable[[], Path]) -> Path:
+    """A table written by rank 0 alone (its path on every rank)."""
+    from ssgan import distributed
+
+    return distributed.on_main(write)
 
 
 def _fmt_s(s: float) -> str:
@@ -135,11 +148,11 @@ def _victim_stage(
     run_dir = out / "victim"
 
     def run() -> None:
+        from ssgan import distributed
+
         config = apply_overrides(get_profile(profile, model), list(overrides))
         config.validate()
-        resume = (run_dir / "last.json").is_file()
-        if run_dir.exists() and not resume:
-            _clear_incomplete(run_dir)
+        resume = distributed.on_main(lambda: _resume_or_clear(run_dir))
         train_victim(
             config,
             train,
@@ -150,9 +163,18 @@ def _victim_stage(
             progress=True,
             dataset_info=info,
         )
-        atomic_write_text(run_dir / "DONE", "")
+        if distributed.is_main():
+            atomic_write_text(run_dir / "DONE", "")
 
     return Stage(f"train victim {model} ({profile})", lambda: (run_dir / "DONE").is_file(), run)
+
+
+def _resume_or_clear(run_dir: Path) -> bool:
+    """Whether a training stage resumes from its checkpoint; a folder without one is cleared."""
+    resume = (run_dir / "last.json").is_file()
+    if run_dir.exists() and not resume:
+        _clear_incomplete(run_dir)
+    return resume
 
 
 def _clear_incomplete(run_dir: Path) -> None:
@@ -183,12 +205,12 @@ def gan_stage(
     run_dir = out / name
 
     def run() -> None:
+        from ssgan import distributed
+
         config = dataclasses.replace(GAN_PROFILES[profile], segment_seconds=segment_seconds)
         config = apply_overrides(config, list(overrides))
         victim, meta = load_victim(victim_dir, device, checkpoint=victim_checkpoint)
-        resume = (run_dir / "last.json").is_file()
-        if run_dir.exists() and not resume:
-            _clear_incomplete(run_dir)
+        resume = distributed.on_main(lambda: _resume_or_clear(run_dir))
         extra = {**info, "victim": str(victim_dir), "class_names": meta.get("class_names")}
         train_gan(
             config,
@@ -201,7 +223,8 @@ def gan_stage(
             progress=True,
             extra_meta=extra,
         )
-        atomic_write_text(run_dir / "DONE", "")
+        if distributed.is_main():
+            atomic_write_text(run_dir / "DONE", "")
 
     return Stage(
         f"train SSGAN t1={segment_seconds:g}s ({profile})",
@@ -229,6 +252,11 @@ def uap_stage(
     run_dir = out / method
 
     def run() -> None:
+        from ssgan import distributed
+
+        distributed.on_main(fit)  # one fit (the others wait for it), not one per rank
+
+    def fit() -> None:
         import torch
 
         settings = uap_settings(profile, overrides or {})
@@ -471,18 +499,22 @@ def prepare_stages(
         "n_train": len(train),
         "n_test": len(test),
     }
-    opts.out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(
-        opts.out / "reproduce.json",
-        {
-            **{
-                k: (str(v) if isinstance(v, Path) else v)
-                for k, v in dataclasses.asdict(opts).items()
+    from ssgan import distributed
+
+    if distributed.is_main():
+        opts.out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(
+            opts.out / "reproduce.json",
+            {
+                **{
+                    k: (str(v) if isinstance(v, Path) else v)
+                    for k, v in dataclasses.asdict(opts).items()
+                },
+                "model": model,
+                **info,
             },
-            "model": model,
-            **info,
-        },
-    )
+        )
+    distributed.barrier("waiting for rank 0 to create the output folder")
     stages: list[Stage] = []
     if opts.victim is None:
         stages.append(
@@ -623,7 +655,7 @@ def reproduce_table2(opts: ReproduceOptions, report: Reporter = log.info) -> Pat
         f"columns on {len(train_eval)} of them; profile {opts.profile}). The paper's rows are on "
         "the full ESC-50 (1800/200)."
     )
-    return write_table(opts.out, "table2", caption, rows, time_col=False)
+    return _on_main(lambda: write_table(opts.out, "table2", caption, rows, time_col=False))
 
 
 def reproduce_table3(opts: ReproduceOptions, report: Reporter = log.info) -> Path:
@@ -707,4 +739,4 @@ def reproduce_table3(opts: ReproduceOptions, report: Reporter = log.info) -> Pat
         "are quoted from Abdoli et al., whose SNR is on [0,1] audio and whose ASR counts all "
         "samples; ours use the paper's definitions for every method."
     )
-    return write_table(opts.out, "table3", caption, rows, time_col=True)
+    return _on_main(lambda: write_table(opts.out, "table3", caption, rows, time_col=True))

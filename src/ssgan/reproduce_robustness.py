@@ -173,7 +173,11 @@ def reproduce_robustness(
         f"({info['n_test']} test clips; profile {opts.profile}) after each channel transform. "
         f"EOT trains through {', '.join(eot)} (probability {eot_prob:g})."
     )
-    return write_robustness_table(opts.out, list(methods), specs, caption, seconds)
+    from ssgan import distributed
+
+    return distributed.on_main(
+        lambda: write_robustness_table(opts.out, list(methods), specs, caption, seconds)
+    )
 
 
 def _config_of(method: str, make: Callable[[], Any]) -> dict[str, Any]:

@@ -50,8 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not getattr(args, "data_parallel", False):
                 raise SSGANError(
                     "this command does not run under torchrun; the data-parallel ones are "
-                    "`train victim`, `train gan`, `evaluate attack` and `attack` "
-                    "(docs/distributed.md)"
+                    "`train victim`, `train gan`, `evaluate attack`, `attack` and `reproduce "
+                    "table2|table3|robustness` (docs/distributed.md)"
                 )
             distributed.init_from_env(getattr(args, "device", "cpu"))
             if hasattr(args, "device"):

@@ -115,7 +115,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--gan-set", action="append", default=[], help=argparse.SUPPRESS)
         p.add_argument("--seed", type=int, default=0, help="seed of the attacks")
         add_device_arg(p)
-        p.set_defaults(func=run)
+        p.set_defaults(func=run, data_parallel=True)  # torchrun: docs/distributed.md
     _register_transfer(inner)
 
 
@@ -258,8 +258,11 @@ def run(args: argparse.Namespace) -> int:
     elif args.table == "table3":
         opts.methods = args.methods
 
+    from ssgan import distributed
+
     def report(msg: str) -> None:
-        print(f"ssgan reproduce {args.table}: {msg}", file=sys.stderr, flush=True)
+        if distributed.is_main():
+            print(f"ssgan reproduce {args.table}: {msg}", file=sys.stderr, flush=True)
 
     try:
         if args.table == "robustness":
@@ -278,6 +281,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"ssgan: error: {exc}", file=sys.stderr)
         return 2
-    print(md.read_text(encoding="utf-8"))
-    print(f"table written to {md}")
+    if distributed.is_main():
+        print(md.read_text(encoding="utf-8"))
+        print(f"table written to {md}")
     return 0
