@@ -95,3 +95,35 @@ def test_fit_rejects_bad_clips(tiny_victim):
         UAPPenalty(max_epochs=1).fit(tiny_victim, [torch.zeros(2, 10)], [0])
     with pytest.raises(ValueError, match=r"\[-1, 1\]"):
         UAPPenalty(max_epochs=1).fit(tiny_victim, [torch.full((100,), 2.0)], [0])
+
+
+@pytest.mark.parametrize("kind", ["iterative", "penalty"])
+def test_targeted_universal_perturbation_reaches_its_class(kind, tiny_victim, tmp_path):
+    x, y = synth_batch(12, LENGTH, seed=21)
+    target = 2
+    if kind == "iterative":
+        uap = UAPIterative(xi=0.9, length=LENGTH, max_passes=3, ddn_steps=20, ddn_init_norm=10.0,
+                           target_class=target)  # fmt: skip
+    else:
+        uap = UAPPenalty(length=LENGTH, max_epochs=40, lr=0.05, kappa=2.0, c=5.0,
+                         target_class=target)  # fmt: skip
+    uap.fit(tiny_victim, x, y, generator=torch.Generator().manual_seed(0))
+    others = y != target
+    t = torch.full_like(y[others], target)
+    with torch.no_grad():
+        clean_hits = int((tiny_victim(x[others]).argmax(1) == target).sum())
+        adv = uap(tiny_victim, x[others], y[others], target=t)
+        hits = int((tiny_victim(adv).argmax(1) == target).sum())
+    assert hits >= clean_hits + len(t) // 2, (hits, clean_hits, len(t))
+    with pytest.raises(ValueError, match="fitted for target class 2"):
+        uap(
+            tiny_victim,
+            x[others][:1],
+            y[others][:1],
+            target=torch.tensor([3 if y[others][0] != 3 else 1]),
+        )
+    uap.save(tmp_path / "u")
+    again = type(uap).load(tmp_path / "u")
+    assert again.target_class == target and again.targeted_supported
+    untargeted = UAPPenalty(length=LENGTH)
+    assert not untargeted.targeted_supported

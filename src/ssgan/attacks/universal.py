@@ -85,12 +85,23 @@ def _length_batches(
 
 
 class _UAP(LearnedAttack):
-    """Shared state and helpers: ``v`` ``(length,)``, tiled and cropped to each clip."""
+    """Shared state and helpers: ``v`` ``(length,)``, tiled and cropped to each clip.
+
+    ``target_class``: fit a *targeted* universal perturbation (Abdoli et al.'s targeted variant):
+    one ``v`` that sends clips of the other classes to that class; it is then called with
+    ``target=`` equal to that class (one fitted perturbation per target class).
+    """
 
     targeted_supported: ClassVar[bool] = False
     queries_victim: ClassVar[bool] = False  # applying v is an addition; only fit queries
 
-    def __init__(self, *, length: int | None, delta: float, batch_size: int) -> None:
+    def __init__(
+        self, *, length: int | None, delta: float, batch_size: int, target_class: int | None
+    ) -> None:
+        self.target_class = (
+            None if target_class is None else check_int("target_class", target_class, minimum=0)
+        )
+        self.targeted_supported = self.target_class is not None  # type: ignore[misc]
         self.length = None if length is None else check_int("length", length, minimum=1)
         if not 0 <= delta < 1 or isinstance(delta, bool):
             raise ValueError(f"delta={delta!r}: must be in [0, 1) (target fooling rate 1 - delta)")
@@ -115,7 +126,21 @@ class _UAP(LearnedAttack):
         self.length = v.shape[0]
 
     def meta(self) -> dict[str, object]:
-        return {"fooling_rate": self.fooling_rate}
+        return {"fooling_rate": self.fooling_rate, "target_class": self.target_class}
+
+    def _training_set(self, clips: list[Tensor], labels: Tensor) -> list[Tensor]:
+        """The clips a fit learns from: all of them, or (targeted) those not of the target."""
+        if self.target_class is None:
+            return clips
+        kept = [c for c, y in zip(clips, labels.tolist(), strict=True) if y != self.target_class]
+        if not kept:
+            raise ValueError(f"no training clip outside the target class {self.target_class}")
+        return kept
+
+    def _reached(self, logits: Tensor, clean: Tensor) -> Tensor:
+        """Per clip: sent to the target class (targeted), or off its clean prediction."""
+        pred = logits.argmax(1)
+        return pred == self.target_class if self.target_class is not None else pred != clean
 
     def _resolve_length(self, clips: list[Tensor]) -> int:
         if self.length is None:
@@ -135,17 +160,23 @@ class _UAP(LearnedAttack):
         generator: torch.Generator,
     ) -> Tensor:
         assert self.v is not None
+        want = -1 if self.target_class is None else self.target_class
+        if target is not None and bool(target.ne(want).any()):
+            raise ValueError(
+                f"this universal perturbation was fitted for target class {self.target_class}; "
+                f"got targets {sorted(set(target.tolist()))} (fit one per target class)"
+            )
         return self._apply(x, self.v.to(device=x.device, dtype=x.dtype))
 
     @torch.no_grad()
     def _fooling_rate(self, model: nn.Module, clips: list[Tensor], v: Tensor) -> float:
-        """Fraction of clips whose prediction changes when ``v`` is applied."""
+        """Fraction of clips whose prediction changes (targeted: becomes the target class) when
+        ``v`` is applied."""
         fooled = 0
         for idx in _length_batches(clips, self.batch_size, None):
             x = torch.stack([clips[i] for i in idx]).to(v.device)
             clean = model(x).argmax(1)
-            adv = model(self._apply(x, v).clamp(-1, 1)).argmax(1)
-            fooled += int((clean != adv).sum())
+            fooled += int(self._reached(model(self._apply(x, v).clamp(-1, 1)), clean).sum())
         return fooled / len(clips)
 
 
@@ -169,6 +200,8 @@ class UAPIterative(_UAP):
         ddn_init_norm: DDN initial L2 norm (default 1.0).
         length: length of ``v`` in samples; ``None`` = the longest training clip.
         batch_size: clips per forward pass when measuring the fooling rate.
+        target_class: fit a targeted perturbation towards this class (see ``_UAP``); ``None``
+            (default): untargeted.
 
     Example::
 
@@ -190,8 +223,11 @@ class UAPIterative(_UAP):
         ddn_init_norm: float = 1.0,
         length: int | None = None,
         batch_size: int = 32,
+        target_class: int | None = None,
     ) -> None:
-        super().__init__(length=length, delta=delta, batch_size=batch_size)
+        super().__init__(
+            length=length, delta=delta, batch_size=batch_size, target_class=target_class
+        )
         self.xi = check_positive("xi", xi)
         self.max_passes = check_int("max_passes", max_passes, minimum=1)
         self.ddn_steps = check_int("ddn_steps", ddn_steps, minimum=1)
@@ -214,10 +250,14 @@ class UAPIterative(_UAP):
         generator: torch.Generator,
         progress: bool,
     ) -> None:
+        clips = self._training_set(clips, labels)
         length = self._resolve_length(clips)
         device = next((p.device for p in model.parameters()), clips[0].device)
         clips = [c.to(device) for c in clips]
         v = torch.zeros(length, device=device)
+        aim = None
+        if self.target_class is not None:
+            aim = torch.tensor([self.target_class], device=device)
         rate = 0.0
         bar = tqdm(total=self.max_passes, desc="uap-iterative", disable=not progress)
         for pass_ in range(self.max_passes):
@@ -226,13 +266,14 @@ class UAPIterative(_UAP):
                 with torch.no_grad():
                     clean = model(x).argmax(1)
                     x_pert = self._apply(x, v).clamp(-1, 1)
-                    fooled = bool((model(x_pert).argmax(1) != clean).item())
+                    fooled = bool(self._reached(model(x_pert), clean).item())
                 if fooled:
                     continue
                 dr = ddn(
                     model,
                     x_pert,
-                    clean,
+                    clean if aim is None else aim,
+                    targeted=aim is not None,
                     steps=self.ddn_steps,
                     gamma=self.ddn_gamma,
                     init_norm=self.ddn_init_norm,
@@ -273,6 +314,8 @@ class UAPPenalty(_UAP):
         delta: target fooling rate is ``1 - delta`` (default 0.1).
         length: length of ``v`` in samples; ``None`` = the longest training clip.
         batch_size: clips per Adam step (default 32).
+        target_class: fit a targeted perturbation towards this class (the hinge becomes
+            ``max(max_{j != t} z_j - z_t + kappa, 0)``); ``None`` (default): untargeted.
 
     Example::
 
@@ -292,8 +335,11 @@ class UAPPenalty(_UAP):
         delta: float = 0.1,
         length: int | None = None,
         batch_size: int = 32,
+        target_class: int | None = None,
     ) -> None:
-        super().__init__(length=length, delta=delta, batch_size=batch_size)
+        super().__init__(
+            length=length, delta=delta, batch_size=batch_size, target_class=target_class
+        )
         self.c = check_positive("c", c)
         self.kappa = check_positive("kappa", kappa, allow_zero=True)
         self.lr = check_positive("lr", lr)
@@ -310,6 +356,10 @@ class UAPPenalty(_UAP):
         generator: torch.Generator,
         progress: bool,
     ) -> None:
+        if self.target_class is not None:
+            keep = labels != self.target_class
+            clips = self._training_set(clips, labels)
+            labels = labels[keep]
         length = self._resolve_length(clips)
         device = next((p.device for p in model.parameters()), clips[0].device)
         clips = [c.to(device) for c in clips]
@@ -322,7 +372,11 @@ class UAPPenalty(_UAP):
             for idx in _length_batches(clips, self.batch_size, generator):
                 x = torch.stack([clips[i] for i in idx])
                 logits = model(self._apply(x, v))
-                hinge = (margin(logits, labels[idx]) + self.kappa).clamp_min(0)
+                if self.target_class is None:
+                    hinge = (margin(logits, labels[idx]) + self.kappa).clamp_min(0)
+                else:
+                    aim = torch.full_like(labels[idx], self.target_class)
+                    hinge = (self.kappa - margin(logits, aim)).clamp_min(0)
                 rms = v.pow(2).mean().add(1e-12).sqrt()
                 loss = self.c * hinge.sum() + 20 * torch.log10(rms)
                 opt.zero_grad()
