@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         loss.backward()
         opt.step()
         sched.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         if step % args.eval_every == 0 or step == args.steps:
             row = {"step": step, "train_cos": 1 - sum(losses) / len(losses),
                    "seconds": time.perf_counter() - train_start,
