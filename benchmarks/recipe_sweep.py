@@ -67,13 +67,8 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "snr30-clip": ("cpu", [*_SNR, "snr_db=30", "victim_view=clip"]),
     # Receptive field: the default G sees 22 ms of input per output sample (1 + 2 stride-4
     # stages, kernel-3 blocks); the victim classifies 1.5 s windows. 4 stages and kernel-9
-    # blocks see 1.08 s (3 stages: 0.27 s) at about the same cost a step.
+    # blocks see 1.08 s at about the same cost a step.
     "snr30-rf1s": ("cpu", [*_SNR, "snr_db=30", "g_down=4", "g_block_kernel=9"]),
-    "snr30-rf270ms": ("cpu", [*_SNR, "snr_db=30", "g_down=3", "g_block_kernel=9"]),
-    "snr30-rf1s-ctx": (
-        "cpu",
-        [*_SNR, "snr_db=30", "g_down=4", "g_block_kernel=9", "g_context=true"],
-    ),
     "snr25": ("cpu", [*_SNR, "snr_db=25"]),
     "snr20": ("cpu", [*_SNR, "snr_db=20"]),
     "loud30-w1": ("cpu", [*_SNR, "snr_db=30", "loudness_range_db=10", "loudness_weight=1"]),
