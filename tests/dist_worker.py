@@ -134,6 +134,17 @@ def main() -> None:
 
         for name in ("atomic_write_json", "save_run"):
             _spy(gan, name, writes)
+        if args.die_after_batches is not None and rank == 1:
+            real_crops = gan.random_crops
+            made = [0]
+
+            def dying_crops(*a: Any, **k: Any) -> torch.Tensor:
+                made[0] += 1
+                if made[0] > args.die_after_batches:
+                    os._exit(3)
+                return real_crops(*a, **k)
+
+            gan.random_crops = dying_crops  # type: ignore[assignment]
         _spy(gan_checkpoint, "save_checkpoint", writes)
         model = TinyVictim()
         model.load_state_dict(torch.load(args.victim, weights_only=True))

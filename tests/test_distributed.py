@@ -404,3 +404,18 @@ def test_reproduce_runs_its_stages_data_parallel(
     assert state is not None and state["world_size"] == 2
     gan_state = load_checkpoint(out / "ssgan_0.8s", "last", with_state=True)[2]
     assert gan_state is not None and gan_state["world_size"] == 2
+
+
+def test_a_dead_rank_fails_the_gan_run_without_hanging(tmp_path: Path) -> None:
+    victim = train_tiny_victim(steps=30).eval()
+    weights = tmp_path / "victim.pt"
+    torch.save(victim.state_dict(), weights)
+    out = tmp_path / "gan"
+    t0 = time.monotonic()
+    # rank 1 dies making its second batch of epoch 2 (3 batches an epoch)
+    proc = torchrun("gan", str(out), str(weights), "--die-after-batches", "4", timeout_s=100)
+    assert proc.returncode != 0 and time.monotonic() - t0 < 100
+    cause = proc.stderr[proc.stderr.find("Root Cause") :]
+    assert re.search(r"rank\s*:\s*1\b.*\n\s*exitcode\s*:\s*3\b", cause), proc.stderr[-2000:]
+    _, meta, state = load_checkpoint(out, "last", with_state=True)
+    assert meta["epoch"] == 1 and state is not None
