@@ -147,10 +147,14 @@ def test_set_reaches_the_setting_it_names(capsys, tmp_path) -> None:
     code = main(["reproduce", "table3", "--root", str(tmp_path), "--out", str(out),
                  "--set", "epochs=3"])  # fmt: skip
     assert code == 2 and "victim.epochs, gan.epochs" in capsys.readouterr().err
-    # ssgan attack: only the streaming settings; the victim-querying ones point elsewhere.
+    # ssgan attack: the victim-querying steps need the victim; unknown keys are named.
     code = main(["attack", str(tmp_path / "a.wav"), "--generator", str(tmp_path), "--out",
                  str(tmp_path / "o"), "--set", "attack.quietest=true"])  # fmt: skip
-    assert code == 2 and "ssgan evaluate attack" in capsys.readouterr().err
+    assert code == 2 and "pass --victim RUN_V" in capsys.readouterr().err
+    code = main(["attack", str(tmp_path / "a.wav"), "--generator", str(tmp_path), "--out",
+                 str(tmp_path / "o"), "--set", "attack.eps=1"])  # fmt: skip
+    assert code == 2 and "refine_steps" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
 
 
 def test_uap_settings_apply_on_top_of_the_profile() -> None:

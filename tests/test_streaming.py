@@ -264,3 +264,23 @@ def test_cli_attack_keeps_flac_and_honours_format(
     assert main(argv) == 0
     assert sf.info(str(tmp_path / "b" / "rec_adv.wav")).format == "WAV"
     capsys.readouterr()
+
+
+def test_victim_querying_steps_attack_the_whole_file_in_memory(tmp_path: Path) -> None:
+    victim = make_victim()
+    attack = make_attack(chunk_segments=4)
+    attack.refine_steps, attack.quietest = 10, True
+    src = write_tone(tmp_path / "in.wav", 1.5, 16000, 1)  # long enough to stream otherwise
+    with pytest.raises(ValueError, match="queries the victim"):
+        attack_file(attack, src, tmp_path / "no.wav")
+    assert not (tmp_path / "no.wav").exists()
+    result = attack_file(attack, src, tmp_path / "out.wav", victim=victim)
+    assert not result.streamed
+    assert result.clean_logits is not None and result.adv_logits is not None
+    # the written file, read back as any file, changes the victim's own decision on the input
+    assert int(result.adv_logits.argmax(1)) != int(result.clean_logits.argmax(1))
+    x = torch.from_numpy(load_audio(src))[None]
+    own = victim(x).argmax(1)
+    want = attack(victim, x, own)
+    snr = 20 * torch.log10(x.norm() / (want - x).norm())
+    assert result.snr_db == pytest.approx(float(snr), abs=1e-3)

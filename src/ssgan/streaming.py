@@ -444,10 +444,14 @@ def attack_file(
         raise TypeError(f"attack must be an SSGANAttack, got {type(attack).__name__}")
     if victim is not None and not isinstance(victim, ClipClassifier):
         raise TypeError(f"victim must be a ClipClassifier, got {type(victim).__name__}")
-    if attack.grad_input:
+    # The attack-time steps that query the victim (its gradient as G's input, the minimum-norm
+    # refinement, the quietest-scale search) need the whole clip through the victim: such a file
+    # is attacked in memory, away from the victim's own clean decision.
+    queries = bool(attack.grad_input or attack.refine_steps or attack.quietest)
+    if queries and victim is None:
         raise ValueError(
-            "a generator that reads the victim's gradient cannot stream: the gradient needs the "
-            "whole clip through the victim (attack it in memory with attack(victim, x, y))"
+            "this attack queries the victim (gradient input, refine_steps or quietest): "
+            "pass the victim (ssgan attack --victim RUN_V)"
         )
     path, target = Path(path), Path(target)
     suffixes = {f".{name}": name for name in OUTPUT_FORMATS}
@@ -466,19 +470,26 @@ def attack_file(
     sums = [0.0, 0.0]
     clean: _CropCollector | None = None
     clean_logits: torch.Tensor | None = None
-    streamed = not (attack.overlap or total <= length + window)
+    streamed = not (queries or attack.overlap or total <= length + window)
 
     def in_memory() -> Iterator[np.ndarray]:
         # The crossfade spans chunk borders / a tiny clip fits in memory anyway.
         nonlocal clean_logits
         x = torch.from_numpy(np.concatenate(list(iter_mono_blocks(path))) / peak).float()[None]
         aim = None if target_class is None else torch.tensor([target_class])
-        x_adv = (x + attack.perturbation(x, target=aim)).clamp(-1.0, 1.0)
-        delta = x_adv - x
-        sums[0], sums[1] = float((x.double() ** 2).sum()), float((delta.double() ** 2).sum())
         if victim is not None:
             with torch.no_grad():
                 clean_logits = victim(x.to(next(victim.parameters()).device)).cpu()
+        if queries:
+            assert victim is not None and clean_logits is not None
+            dev = next(victim.parameters()).device
+            own = clean_logits.argmax(1).to(dev)
+            x_adv = attack(victim, x.to(dev), own, target=None if aim is None else aim.to(dev))
+            x_adv = x_adv.cpu()
+        else:
+            x_adv = (x + attack.perturbation(x, target=aim)).clamp(-1.0, 1.0)
+        delta = x_adv - x
+        sums[0], sums[1] = float((x.double() ** 2).sum()), float((delta.double() ** 2).sum())
         yield (delta[0] * peak).numpy()
 
     def streaming() -> Iterator[np.ndarray]:

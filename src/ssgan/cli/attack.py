@@ -76,6 +76,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="class (name or index) a class-conditional generator (train gan --targeted) aims at",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    parser.set_defaults(quietest=False, refine_steps=0)
     add_settings_arg(
         parser,
         ("attack",),
@@ -87,10 +88,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run, data_parallel=True)  # torchrun: docs/distributed.md
 
 
-#: What ``--set attack.KEY=VALUE`` may change here, with the type of each. The attack-time steps
-#: that query the victim (quietest, refine_steps) are for ``ssgan evaluate attack``: files are
-#: attacked by the query-free generator alone, streamed.
-_STREAM_SETTINGS: dict[str, type] = {"overlap": bool, "chunk_segments": int, "precision": str}
+#: What ``--set attack.KEY=VALUE`` may change here, with the type of each. ``quietest`` and
+#: ``refine_steps`` are the attack-time steps that query the victim (docs/recipe.md): they need
+#: ``--victim``, and such a file is attacked in memory rather than streamed.
+_STREAM_SETTINGS: dict[str, type] = {
+    "overlap": bool,
+    "chunk_segments": int,
+    "precision": str,
+    "quietest": bool,
+    "refine_steps": int,
+}
 
 
 def _apply_settings(args: argparse.Namespace) -> None:
@@ -102,13 +109,17 @@ def _apply_settings(args: argparse.Namespace) -> None:
             raise ValueError(
                 f"--set attack.{key}: not a setting of `ssgan attack`; known: "
                 f"{', '.join(_STREAM_SETTINGS)}"
-                + (" (quietest and refine_steps query the victim: `ssgan evaluate attack`)"
-                   if key in ("quietest", "refine_steps") else "")
-            )  # fmt: skip
+            )
         value = convert_value(key, raw, _STREAM_SETTINGS[key])
         if key == "precision" and value not in ("float32", "bfloat16"):
             raise ValueError(f"--set attack.precision={raw!r}: expected float32 or bfloat16")
+        if key == "refine_steps" and value < 0:
+            raise ValueError(f"--set attack.refine_steps={raw!r}: expected a count >= 0")
         setattr(args, key, value)
+    if (args.quietest or args.refine_steps) and args.victim is None:
+        raise ValueError(
+            "--set attack.quietest / attack.refine_steps query the victim: pass --victim RUN_V"
+        )
 
 
 def plan_outputs(
@@ -172,6 +183,8 @@ def run(args: argparse.Namespace) -> int:
         chunk_segments=args.chunk_segments,
         device=args.device,
         precision=args.precision,
+        quietest=args.quietest,
+        refine_steps=args.refine_steps,
     )
     victim = None
     class_names: list[str] | None = None
