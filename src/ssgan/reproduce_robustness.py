@@ -22,7 +22,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from ssgan.reproduce import (
+from ssgan.reproduce_stages import (
     Reporter,
     ReproduceOptions,
     eval_stage,
