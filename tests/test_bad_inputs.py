@@ -446,3 +446,12 @@ def test_api_validation(case: str) -> None:
     with pytest.raises(error) as info:
         call()
     assert needle in str(info.value)
+
+
+def test_audio_errors_cross_process_boundaries_intact() -> None:
+    import pickle
+
+    from ssgan.errors import AudioError
+
+    err = pickle.loads(pickle.dumps(AudioError("a.wav", "silent")))
+    assert isinstance(err, AudioError) and str(err) == "a.wav: silent" and err.reason == "silent"

@@ -176,3 +176,22 @@ def test_config_show_uap(capsys) -> None:
     assert shown["fit"]["clips"] == 7 and "max_passes" in shown["uap-iterative"]
     assert main(["config", "show", "uap", "--set", "clips=7"]) == 2
     assert "uap-fit.clips" in capsys.readouterr().err
+
+
+def test_transfer_settings_keep_their_order(monkeypatch, tmp_path) -> None:
+    import ssgan.reproduce_transfer as rt
+
+    seen = {}
+
+    def fake(opts):
+        seen["args"] = opts.attack_args
+        out = tmp_path / "t.md"
+        out.write_text("table")
+        return out
+
+    monkeypatch.setattr(rt, "reproduce_transfer", fake)
+    argv = ["reproduce", "transfer", "--victims", str(tmp_path), "--root", str(tmp_path),
+            "--out", str(tmp_path / "o"), "--attack-arg", "pgd:eps=1",
+            "--attack-arg", "pgd:eps=2", "--set", "cw.steps=3"]  # fmt: skip
+    assert main(argv) == 0
+    assert seen["args"] == {"pgd": ["eps=1", "eps=2"], "cw": ["steps=3"]}  # the last one wins

@@ -50,3 +50,18 @@ def test_conditional_generator_reaches_chosen_targets(tiny_victim) -> None:
     # time. Measured: 0.58-0.79 after 100-200 steps, and never the class it was not asked for.
     assert float(hit.float().mean()) >= 0.5
     assert float(stray.float().mean()) <= 0.15
+
+
+@pytest.mark.parametrize("aim", [{"targeted": True}, {"target_class": 2}])
+def test_targeted_validation_draws_among_all_the_victims_classes(tiny_victim, aim) -> None:
+    # Held-out clips of one class only: targets still range over the victim's 4 classes (and a
+    # fixed target class outside the held-out labels is valid), not over the labels seen.
+    x, y = synth_batch(8, 4000, seed=9)
+    xv = synth_batch(4, 4000, seed=10)[0][:1].repeat(3, 1)
+    config = dataclasses.replace(PROFILES["cpu"], segment_seconds=0.125, epochs=1,
+                                 steps_per_epoch=1, **aim)  # fmt: skip
+    from ssgan.training.gan import validate
+
+    state = fit_gan(config, tiny_victim, (list(x), y.tolist()))
+    metrics = validate(state, tiny_victim, list(xv), [0, 0, 0])
+    assert metrics["val/clips"] == 3 and 0.0 <= metrics["val/asr"] <= 1.0

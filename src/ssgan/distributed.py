@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -32,8 +33,8 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # Seconds a collective (barrier, all-reduce, ...) waits for the other ranks before failing.
-# Rank 0's validation runs while the others wait at a barrier, so it must exceed the longest
-# evaluation; override with SSGAN_DIST_TIMEOUT_S.
+# The victim trainer's test-set evaluation runs on rank 0 while the others wait at a barrier, so
+# it must exceed the longest such evaluation; override with SSGAN_DIST_TIMEOUT_S.
 DEFAULT_TIMEOUT_S = 1800.0
 TIMEOUT_ENV = "SSGAN_DIST_TIMEOUT_S"
 
@@ -201,15 +202,27 @@ def on_main(fn: Callable[[], T]) -> T:
     if world_size() == 1:
         return fn()
     outcome: tuple[bool, Any] = (True, None)
+    error: Exception | None = None
     if is_main():
         try:
             outcome = (True, fn())
         except Exception as exc:  # re-raised below on every rank
-            outcome = (False, exc)
+            error = exc
+            outcome = (False, _portable(exc))
     ok, payload = broadcast(outcome)
     if not ok:
-        raise payload
+        raise error if error is not None else payload
     return payload
+
+
+def _portable(exc: Exception) -> Exception:
+    """``exc`` if it survives pickling (to reach the other ranks), else an ``SSGANError`` with
+    its message."""
+    try:
+        pickle.loads(pickle.dumps(exc))
+    except Exception:
+        return SSGANError(f"{type(exc).__name__}: {exc}")
+    return exc
 
 
 def rank_seed(seed: int, rank_: int) -> int:

@@ -21,6 +21,11 @@ class AudioError(SSGANError, ValueError):
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
 
+    def __reduce__(self) -> tuple[type[AudioError], tuple[str, str]]:
+        # Rebuilt from its two arguments (the default would pass the one message): it crosses
+        # process boundaries (torchrun ranks) intact.
+        return type(self), (self.path, self.reason)
+
 
 class DatasetError(SSGANError, ValueError):
     """A dataset tree or labels file that does not have the expected layout or content."""

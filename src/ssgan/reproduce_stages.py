@@ -229,12 +229,9 @@ def uap_stage(
     run_dir = out / method
 
     def run() -> None:
-        from ssgan import distributed
-
-        distributed.on_main(fit)  # one fit (the others wait for it), not one per rank
-
-    def fit() -> None:
         import torch
+
+        from ssgan import distributed
 
         settings = uap_settings(profile, overrides or {})
         attack = make_attack(method, {k: str(v) for k, v in settings[method].items()})
@@ -248,10 +245,13 @@ def uap_stage(
         attack.fit(
             victim, clips, labels, generator=torch.Generator().manual_seed(seed), progress=True
         )
-        attack.save(run_dir)
-        atomic_write_json(
-            run_dir / "fit.json", {"clips": len(fit_set), "seconds": time.perf_counter() - t0}
-        )
+        # Every rank fits the same perturbation (the fit is seeded and single-process), so no
+        # rank waits the length of a fit in a collective; rank 0 alone writes it.
+        if distributed.is_main():
+            attack.save(run_dir)
+            atomic_write_json(
+                run_dir / "fit.json", {"clips": len(fit_set), "seconds": time.perf_counter() - t0}
+            )
 
     return Stage(f"fit {method} ({profile})", lambda: (run_dir / "attack.json").is_file(), run)
 

@@ -152,7 +152,7 @@ def _register_transfer(inner: argparse._SubParsersAction) -> None:
 def run_transfer(args: argparse.Namespace) -> int:
     from ssgan.reproduce_transfer import TransferOptions, reproduce_transfer
 
-    items = list(args.settings)
+    legacy = []  # --attack-arg ATTACK:KEY=VALUE, first, so that --set wins where both name a key
     for item in args.attack_arg:
         name, sep, pair = item.partition(":")
         if not sep or "=" not in pair:
@@ -160,8 +160,8 @@ def run_transfer(args: argparse.Namespace) -> int:
                 f"ssgan: error: --attack-arg {item!r}: expected ATTACK:KEY=VALUE", file=sys.stderr
             )
             return 2
-        items.insert(0, f"{name}.{pair}")
-    args.settings = items
+        legacy.append(f"{name}.{pair}")
+    args.settings = legacy + list(args.settings)
     try:
         attack_args = {k: v for k, v in settings_from_args(args).items() if v}
     except ValueError as exc:

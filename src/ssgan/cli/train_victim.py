@@ -92,7 +92,11 @@ def run(args: argparse.Namespace) -> int:
     }
     if args.adversarial is None:
         if args.init or args.adversarial_arg:
-            print("ssgan: error: --init and --adversarial-arg need --adversarial", file=sys.stderr)
+            print(
+                "ssgan: error: --init and --adversarial-arg (or --set adversarial.KEY=VALUE) "
+                "need --adversarial",
+                file=sys.stderr,
+            )
             return 2
         summary = train_victim(
             config, train, test, args.out, resume=args.resume, device=args.device,

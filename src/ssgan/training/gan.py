@@ -107,13 +107,17 @@ def validate(
     attack = SSGANAttack.from_generator(
         state.G, segment_seconds=cfg.segment_seconds, chunk_segments=cfg.chunk_segments
     )
-    held_out = _HeldOut([c.to(device) for c in clips], list(labels))
+    # Targets are drawn among all the victim's classes, not the ones the held-out clips hold.
+    n_classes = state.G.num_classes or cfg.n_classes or _victim_classes(victim, clips[0])
+    held_out = _HeldOut([c.to(device) for c in clips], list(labels), n_classes)
     state.G.eval()
     with victim_frozen(victim):
         if cfg.targeted or cfg.target_class is not None:
             aim: str | int = "random" if cfg.target_class is None else int(cfg.target_class)
+            # A G trained for one fixed class takes no target: it always aims at that class.
+            aimed = attack if cfg.targeted else _fixed_aim(attack)
             result = evaluate_targeted(
-                attack, victim, held_out, target=aim, batch_size=cfg.val_batch_size
+                aimed, victim, held_out, target=aim, batch_size=cfg.val_batch_size
             )
             asr = result.summary["success_rate"]
         else:
@@ -132,13 +136,21 @@ def validate(
     }
 
 
+def _fixed_aim(attack: Any) -> Any:
+    def run(model: nn.Module, x: Tensor, y: Tensor, *, target: Tensor | None = None,
+            generator: torch.Generator | None = None) -> Tensor:  # fmt: skip
+        return attack(model, x, y, generator=generator)
+
+    return run
+
+
 class _HeldOut:
     """The validation clips as the dataset protocol of ``ssgan.evaluation`` (nameless clips)."""
 
-    def __init__(self, clips: list[Tensor], labels: list[int]) -> None:
+    def __init__(self, clips: list[Tensor], labels: list[int], n_classes: int) -> None:
         self._clips, self._labels = clips, labels
         self.clips = [SimpleNamespace(name=f"val{i}") for i in range(len(clips))]
-        self.class_names = [str(i) for i in range(max(labels, default=0) + 1)]
+        self.class_names = [str(i) for i in range(max(n_classes, max(labels, default=0) + 1))]
 
     def waveforms(self) -> list[Tensor]:
         return self._clips
