@@ -58,8 +58,10 @@ def _finish(y: Tensor, like: Tensor) -> Tensor:
 
 
 def _rows_rms(x: Tensor) -> Tensor:
-    """RMS of each row as ``(batch, 1)``, floored so a silent row gets no noise, not NaN."""
-    return x.pow(2).mean(dim=1, keepdim=True).sqrt().clamp_min(1e-8)
+    """RMS of each row as ``(batch, 1)``, floored so a silent row gets no noise, not NaN. The
+    floor comes before the square root: a silent row then has a zero gradient, not 0 x inf
+    (which turned a generator's weights to NaN in EOT training on ESC-10's silent stretches)."""
+    return x.pow(2).mean(dim=1, keepdim=True).clamp_min(1e-16).sqrt()
 
 
 # ----------------------------------------------------------------------------- codecs (numpy)
@@ -110,6 +112,9 @@ def mp3_roundtrip(x: Tensor, *, kbps: int = 128, sample_rate: int = SAMPLE_RATE)
     _check(x)
     if kbps not in MP3_BITRATES_KBPS:
         raise ValueError(f"kbps={kbps!r}: expected one of {MP3_BITRATES_KBPS}")
+    if not bool(torch.isfinite(x).all()):
+        # LAME asserts on such input and aborts the whole process (training, evaluation).
+        raise ValueError("mp3: the input holds NaN or inf")
     n = x.shape[1]
     delay = mp3_delay(kbps, sample_rate)
     rows = []
