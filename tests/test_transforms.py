@@ -199,6 +199,22 @@ def test_a_silent_row_gets_a_finite_gradient(name: str) -> None:
     assert x.grad is not None and bool(torch.isfinite(x.grad).all()), name
 
 
+def test_resampling_passes_the_gradient_of_its_low_pass() -> None:
+    # Down to 8 kHz and back keeps nothing above 4 kHz: a gradient that says so (not the
+    # identity's) lets EOT move a perturbation's energy where the channel keeps it.
+    t = parse_transform("resample:rate_hz=8000")
+    x = _tone(n=4000).requires_grad_()
+    y = t(x, straight_through=True)
+    torch.testing.assert_close(y, t(x.detach()))  # the value is the resampler's
+    w = torch.randn(y.shape, generator=torch.Generator().manual_seed(0))
+    (y * w).sum().backward()
+    freqs = torch.fft.rfftfreq(4000, d=1 / SR)
+    low = torch.fft.irfft(torch.fft.rfft(w, dim=1) * (freqs <= 4000), n=4000, dim=1)
+    torch.testing.assert_close(x.grad, low, rtol=1e-4, atol=1e-5)  # the mask's adjoint
+    spectrum = torch.fft.rfft(x.grad, dim=1).abs()
+    assert float(spectrum[:, freqs > 4100].max()) < 1e-3 * float(spectrum.max())
+
+
 def test_mp3_refuses_non_finite_input_instead_of_aborting() -> None:
     x = _tone(n=2000)
     x[1, 10] = float("nan")

@@ -14,9 +14,10 @@ or ``reverb:rt60_s=0.5,drr_db=3``; unset keys keep their defaults. The registere
 - ``reverb`` (``rt60_s=0.3, drr_db=0``): a synthetic room (``functional.synthetic_rir``).
 
 A ``Transform`` is called as ``t(x, generator=g)`` on ``(batch, time)`` 16 kHz waveforms.
-``straight_through=True`` makes the non-differentiable ones (``mp3``, ``resample``) pass the
-gradient through unchanged (``x + (t(x) - x).detach()``: BPDA, Athalye et al. 2018), which is how
-EOT trains through a codec. ``EOT`` draws one of several transforms per clip.
+``straight_through=True`` makes the non-differentiable ones pass a gradient (BPDA, Athalye et
+al. 2018), which is how EOT trains through a codec: ``mp3`` the identity's (``x + (t(x) -
+x).detach()``), ``resample`` that of the low-pass at half the new rate it amounts to. ``EOT``
+draws one of several transforms per clip.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ssgan import SAMPLE_RATE
 from ssgan.transforms import functional as F
 
 __all__ = [
@@ -51,6 +53,9 @@ class _Kind:
     apply: Callable[..., Tensor]  # (x, generator, **params) -> x'
     differentiable: bool
     required: tuple[str, ...] = ()
+    # For a non-differentiable transform: a differentiable stand-in whose gradient the
+    # straight-through pass uses ((x, **params) -> x'), or None for the identity's.
+    surrogate: Callable[..., Tensor] | None = None
 
 
 def _no_rng(fn: Callable[..., Tensor]) -> Callable[..., Tensor]:
@@ -89,7 +94,12 @@ def _recordings(path: str, pattern: str) -> tuple[Tensor, ...]:
 TRANSFORMS: dict[str, _Kind] = {
     "mp3": _Kind({"kbps": (int, 128)}, _no_rng(F.mp3_roundtrip), differentiable=False),
     "resample": _Kind(
-        {"rate_hz": (float, 8000.0)}, _no_rng(F.resample_roundtrip), differentiable=False
+        {"rate_hz": (float, 8000.0)},
+        _no_rng(F.resample_roundtrip),
+        differentiable=False,
+        # Going down to rate_hz and back removes what lies above rate_hz / 2: the gradient of
+        # that low-pass, not the identity's, tells a generator where its energy is lost.
+        surrogate=lambda x, rate_hz: F.band_limit(x, high_hz=min(rate_hz, SAMPLE_RATE) / 2),
     ),
     "noise": _Kind(
         {"snr_db": (float, 30.0)},
@@ -161,6 +171,9 @@ class Transform:
         if self.differentiable or not straight_through:
             return self.kind.apply(x, g, **kwargs)
         y = self.kind.apply(x.detach(), g, **kwargs)
+        if self.kind.surrogate is not None:
+            s = self.kind.surrogate(x, **kwargs)
+            return s + (y - s).detach()
         return x + (y - x).detach()
 
 
