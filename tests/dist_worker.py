@@ -94,6 +94,20 @@ def _spy(module: Any, name: str, log: list[str]) -> None:
     setattr(module, name, wrapper)
 
 
+def _die_after(module: Any, name: str, calls: int) -> None:
+    """Make this process exit hard (code 3) on call ``calls + 1`` of ``module.name``."""
+    real = getattr(module, name)
+    made = [0]
+
+    def dying(*args: Any, **kwargs: Any) -> Any:
+        made[0] += 1
+        if made[0] > calls:
+            os._exit(3)  # a crashed process: no cleanup, no goodbye to the others
+        return real(*args, **kwargs)
+
+    setattr(module, name, dying)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("task", choices=("train", "evaluate", "gan"))
@@ -114,16 +128,7 @@ def main() -> None:
         for name in ("save_checkpoint", "atomic_write_json", "trim_metrics"):
             _spy(victim, name, writes)
         if args.die_after_batches is not None and rank == 1:
-            real_make_batch = victim.make_batch
-            calls = [0]
-
-            def dying(*a: Any, **k: Any) -> torch.Tensor:
-                calls[0] += 1
-                if calls[0] > args.die_after_batches:
-                    os._exit(3)  # a crashed process: no cleanup, no goodbye to the others
-                return real_make_batch(*a, **k)
-
-            victim.make_batch = dying  # type: ignore[assignment]
+            _die_after(victim, "make_batch", args.die_after_batches)
         train, test = train_data()
         victim.train_victim(
             TINY_DDP, train, test, args.out, resume=args.resume, progress=False,
@@ -135,16 +140,7 @@ def main() -> None:
         for name in ("atomic_write_json", "save_run"):
             _spy(gan, name, writes)
         if args.die_after_batches is not None and rank == 1:
-            real_crops = gan.random_crops
-            made = [0]
-
-            def dying_crops(*a: Any, **k: Any) -> torch.Tensor:
-                made[0] += 1
-                if made[0] > args.die_after_batches:
-                    os._exit(3)
-                return real_crops(*a, **k)
-
-            gan.random_crops = dying_crops  # type: ignore[assignment]
+            _die_after(gan, "random_crops", args.die_after_batches)
         _spy(gan_checkpoint, "save_checkpoint", writes)
         model = TinyVictim()
         model.load_state_dict(torch.load(args.victim, weights_only=True))

@@ -107,12 +107,16 @@ def validate(
     attack = SSGANAttack.from_generator(
         state.G, segment_seconds=cfg.segment_seconds, chunk_segments=cfg.chunk_segments
     )
-    # Targets are drawn among all the victim's classes, not the ones the held-out clips hold.
-    n_classes = state.G.num_classes or cfg.n_classes or _victim_classes(victim, clips[0])
+    targeted = cfg.targeted or cfg.target_class is not None
+    # Targets are drawn among all the victim's classes, not the ones the held-out clips hold
+    # (asked of the victim only for a targeted run: an untargeted score needs no class count).
+    n_classes = 0
+    if targeted:
+        n_classes = state.G.num_classes or cfg.n_classes or _victim_classes(victim, clips[0])
     held_out = _HeldOut([c.to(device) for c in clips], list(labels), n_classes)
     state.G.eval()
     with victim_frozen(victim):
-        if cfg.targeted or cfg.target_class is not None:
+        if targeted:
             aim: str | int = "random" if cfg.target_class is None else int(cfg.target_class)
             # A G trained for one fixed class takes no target: it always aims at that class.
             aimed = attack if cfg.targeted else _fixed_aim(attack)
