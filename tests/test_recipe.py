@@ -195,3 +195,28 @@ def test_context_film_starts_as_the_plain_generator_and_sees_the_whole_segment()
     assert torch.allclose(plain(x)[:, :100], plain(x2)[:, :100])
     attack = SSGANAttack.from_generator(ctx, segment_seconds=0.25)
     assert attack.context and attack.config()["context"] is True
+
+
+def test_pattern_is_a_universal_waveform_tiled_from_each_segment_start(tmp_path) -> None:
+    torch.manual_seed(0)
+    g = Generator(channels=4, n_blocks=1, output="snr", pattern_samples=100)
+    assert g.pattern is not None
+    with torch.no_grad():
+        for p in g.net.parameters():
+            p.zero_()  # the network now outputs nothing: only the pattern is left
+    delta = g(torch.randn(2, 250))
+    # every row is the pattern tiled from the start (then scaled to the row's SNR)
+    unit = delta / delta.norm(dim=1, keepdim=True)
+    tiled = g.pattern.detach().repeat(1, 3)[:, :250]
+    assert torch.allclose(unit, (tiled / tiled.norm()).expand(2, -1), atol=1e-5)
+    # the pattern is a parameter the G loss trains
+    g(torch.randn(2, 250)).pow(2).sum().backward()
+    assert g.pattern.grad is not None and g.pattern.grad.abs().sum() > 0
+    # it survives a save / load through the attack
+    attack = SSGANAttack.from_generator(g, segment_seconds=100 / 16000)
+    attack.save(tmp_path / "g")
+    loaded = type(attack).load(tmp_path / "g")
+    assert isinstance(loaded, SSGANAttack) and loaded.pattern_samples == 100
+    assert torch.equal(loaded.generator.pattern, g.pattern)
+    with pytest.raises(ValueError, match="pattern_samples"):
+        Generator(output="tanh", pattern_samples=10)

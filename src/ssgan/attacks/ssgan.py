@@ -63,10 +63,10 @@ class SSGANAttack(LearnedAttack):
         overlap: crossfade half-overlapping segments instead of butting them.
         chunk_segments: how many segments go through G at once (bounds memory).
         channels, n_down, n_blocks, block_kernel, max_delta, norm, output, snr_db,
-            loudness_range_db, context, grad_input: the generator's shape and output (see
-            ``ssgan.models.generator.Generator``). A ``grad_input`` generator reads the victim's
-            input gradient on the clip: one victim backward per call, so it queries the victim
-            (its own row, "SSGAN + gradient", between SSGAN and FGM in cost).
+            loudness_range_db, context, grad_input, pattern_samples: the generator's shape and
+            output (see ``ssgan.models.generator.Generator``). A ``grad_input`` generator reads
+            the victim's input gradient on the clip: one victim backward per call, so it queries
+            the victim (its own row, "SSGAN + gradient", between SSGAN and FGM in cost).
         profile: the ``ssgan.training.gan.PROFILES`` entry ``fit`` trains with.
         epochs: overrides that profile's epoch count in ``fit`` (``None``: keep it).
         quietest: after G, rescale each clip's perturbation to the quietest loudness that still
@@ -113,6 +113,7 @@ class SSGANAttack(LearnedAttack):
         snr_db: float = 30.0,
         loudness_range_db: float = 0.0,
         context: bool = False,
+        pattern_samples: int = 0,
         grad_input: bool = False,
         num_classes: int = 0,
         profile: str = "cpu",
@@ -154,6 +155,7 @@ class SSGANAttack(LearnedAttack):
         self.snr_db = snr_db
         self.loudness_range_db = loudness_range_db
         self.context = context
+        self.pattern_samples = check_int("pattern_samples", pattern_samples, minimum=0)
         self.grad_input = bool(grad_input)
         self.num_classes = check_int("num_classes", num_classes, minimum=0)
         # A conditional G is targeted only; the class attribute says "untargeted G".
@@ -192,6 +194,7 @@ class SSGANAttack(LearnedAttack):
             context=self.context,
             grad_input=self.grad_input,
             num_classes=self.num_classes,
+            pattern_samples=self.pattern_samples,
         )
 
     # ------------------------------------------------------------------ construction
@@ -203,12 +206,17 @@ class SSGANAttack(LearnedAttack):
         """Wrap an existing (e.g. in-training) generator module; it is used, not copied."""
         attack = cls(
             segment_seconds=segment_seconds,
+            channels=generator.channels,
+            n_down=generator.n_down,
+            n_blocks=generator.n_blocks,
+            block_kernel=generator.block_kernel,
             max_delta=generator.max_delta,
             norm=generator.norm,
             output=generator.output,
             snr_db=generator.snr_db,
             loudness_range_db=generator.loudness_range_db,
             context=generator.context is not None,
+            pattern_samples=generator.pattern_samples,
             grad_input=generator.grad_input,
             num_classes=generator.num_classes,
             **kwargs,
@@ -317,6 +325,7 @@ class SSGANAttack(LearnedAttack):
             loudness_range_db=self.loudness_range_db,
             g_context=self.context,
             g_grad=self.grad_input,
+            g_pattern=self.pattern_samples > 0,
             targeted=self.num_classes > 0,
             n_classes=self.num_classes,
             seed=int(torch.randint(0, 2**31 - 1, (1,), generator=generator)),

@@ -112,6 +112,10 @@ class Generator(nn.Module):
         loudness_range_db: with ``output="snr"``, a linear head on G's pooled bottleneck picks
             each segment's SNR in ``snr_db +- loudness_range_db`` (``tanh``), so G can spend
             loudness where a clip needs it; 0 (default): every segment at ``snr_db``.
+        pattern_samples: > 0 adds a learned waveform of that many samples (tiled along time, from
+            the segment's start) to the network's output before the scaling: a universal
+            perturbation inside G. A convolutional G alone cannot make one: with no position
+            input it maps silence to a constant. Needs ``output="snr"``; 0 (default): none.
         num_classes: > 0 makes G class-conditional (one G for every target): a learned
             embedding of the target class FiLMs the bottleneck, and ``forward`` needs
             ``target``. Zero-initialised, so G starts as the unconditional generator.
@@ -142,6 +146,7 @@ class Generator(nn.Module):
         context: bool = False,
         grad_input: bool = False,
         num_classes: int = 0,
+        pattern_samples: int = 0,
     ) -> None:
         super().__init__()
         if num_classes < 0 or num_classes == 1:
@@ -159,6 +164,8 @@ class Generator(nn.Module):
             raise ValueError(f"max_delta must be in (0, 1], got {max_delta}")
         if output not in OUTPUTS:
             raise ValueError(f"output must be one of {', '.join(OUTPUTS)}, got {output!r}")
+        self.channels, self.n_down, self.n_blocks = channels, n_down, n_blocks
+        self.block_kernel = block_kernel
         self.max_delta = float(max_delta)
         self.norm = bool(norm)
         if loudness_range_db < 0 or (loudness_range_db > 0 and output != "snr"):
@@ -168,6 +175,12 @@ class Generator(nn.Module):
             )
         if grad_input and output != "snr":
             raise ValueError("grad_input=True needs output='snr'")
+        if pattern_samples < 0 or (pattern_samples > 0 and output != "snr"):
+            raise ValueError(
+                f"pattern_samples must be >= 0, and > 0 only with output='snr', got "
+                f"{pattern_samples!r} with output={output!r}"
+            )
+        self.pattern_samples = int(pattern_samples)
         self.output = output
         self.grad_input = bool(grad_input)
         self.snr_db = float(snr_db)
@@ -220,6 +233,11 @@ class Generator(nn.Module):
             # G to produce a different perturbation per target (as FiLM conditions a network).
             self.target_embedding = nn.Embedding(self.num_classes, 2 * c * 2**n_down)
             nn.init.zeros_(self.target_embedding.weight)
+        self.pattern: nn.Parameter | None = None
+        if self.pattern_samples:
+            # Small beside the network's first outputs, so G starts input-dependent and learns
+            # how much of its output to make universal.
+            self.pattern = nn.Parameter(1e-3 * torch.randn(1, self.pattern_samples))
         self.loudness: nn.Linear | None = None
         if self.loudness_range_db > 0:
             # Starts at snr_db for every input (zero weights), then learns per segment.
@@ -286,6 +304,9 @@ class Generator(nn.Module):
         out = out.reshape(x.shape[0], padded).float()
         if unit_grad is not None and self.grad_scale is not None:
             out = out + self.grad_scale * unit_grad.float()
+        if self.pattern is not None:
+            repeats = -(-padded // self.pattern_samples)
+            out = out + self.pattern.float().repeat(1, repeats)[:, :padded]
         out = out[:, :time]
         if self.output == "snr":
             return scale_to_snr(out, x, snr)

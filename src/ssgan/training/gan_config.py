@@ -54,6 +54,7 @@ class GANTrainConfig:
     # G also reads the victim's input gradient (the clip-level victim with grad_crops crops in
     # training, the victim as given at attack time) and starts as the L2 fast gradient method.
     g_grad: bool = False
+    g_pattern: bool = False  # a learned universal waveform of one segment inside G
     grad_crops: int | None = 2
     # "tanh": the paper's bounded output; "snr": G's direction at exactly snr_db per segment.
     g_output: str = "tanh"
@@ -138,6 +139,8 @@ class GANTrainConfig:
             raise ValueError("loudness_range_db > 0 needs g_output='snr'")
         if self.g_grad and self.g_output != "snr":
             raise ValueError("g_grad=true needs g_output='snr'")
+        if self.g_pattern and self.g_output != "snr":
+            raise ValueError("g_pattern=true needs g_output='snr'")
         if self.grad_crops is not None and self.grad_crops < 1:
             raise ValueError(f"grad_crops={self.grad_crops!r}: must be >= 1 or None")
         if self.eot:
@@ -183,6 +186,7 @@ class GANTrainConfig:
             "context": self.g_context,
             "grad_input": self.g_grad,
             "num_classes": self.n_classes if self.targeted else 0,
+            "pattern_samples": self.segment_samples if self.g_pattern else 0,
         }
 
 
