@@ -113,6 +113,14 @@ def _generator() -> Generator:
         return Generator(channels=4, n_blocks=1).eval()
 
 
+def test_from_generator_reads_the_shape_and_refuses_a_contradicting_one() -> None:
+    g = _generator()
+    same = SSGANAttack.from_generator(g, segment_seconds=100 / SR, channels=4, n_blocks=1)
+    assert same.generator is g and (same.channels, same.n_blocks) == (4, 1)
+    with pytest.raises(ValueError, match="channels=8 but the generator has 4"):
+        SSGANAttack.from_generator(g, segment_seconds=100 / SR, channels=8)
+
+
 def test_each_segment_is_perturbed_independently_and_chunking_does_not_matter() -> None:
     g = _generator()
     x = torch.rand(1, 350, generator=torch.Generator().manual_seed(0)) * 2 - 1

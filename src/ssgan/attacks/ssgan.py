@@ -203,24 +203,30 @@ class SSGANAttack(LearnedAttack):
     def from_generator(
         cls, generator: Generator, *, segment_seconds: float, **kwargs: Any
     ) -> SSGANAttack:
-        """Wrap an existing (e.g. in-training) generator module; it is used, not copied."""
-        attack = cls(
-            segment_seconds=segment_seconds,
-            channels=generator.channels,
-            n_down=generator.n_down,
-            n_blocks=generator.n_blocks,
-            block_kernel=generator.block_kernel,
-            max_delta=generator.max_delta,
-            norm=generator.norm,
-            output=generator.output,
-            snr_db=generator.snr_db,
-            loudness_range_db=generator.loudness_range_db,
-            context=generator.context is not None,
-            pattern_samples=generator.pattern_samples,
-            grad_input=generator.grad_input,
-            num_classes=generator.num_classes,
-            **kwargs,
-        )
+        """Wrap an existing (e.g. in-training) generator module; it is used, not copied.
+
+        G's shape is read from the module; a shape keyword in ``kwargs`` may repeat it but
+        not contradict it."""
+        shape: dict[str, Any] = {
+            "channels": generator.channels,
+            "n_down": generator.n_down,
+            "n_blocks": generator.n_blocks,
+            "block_kernel": generator.block_kernel,
+            "max_delta": generator.max_delta,
+            "norm": generator.norm,
+            "output": generator.output,
+            "snr_db": generator.snr_db,
+            "loudness_range_db": generator.loudness_range_db,
+            "context": generator.context is not None,
+            "pattern_samples": generator.pattern_samples,
+            "grad_input": generator.grad_input,
+            "num_classes": generator.num_classes,
+        }
+        clashes = sorted(k for k in shape.keys() & kwargs.keys() if kwargs[k] != shape[k])
+        if clashes:
+            said = (f"{k}={kwargs[k]!r} but the generator has {shape[k]!r}" for k in clashes)
+            raise ValueError("from_generator: " + ", ".join(said))
+        attack = cls(segment_seconds=segment_seconds, **{**shape, **kwargs})
         attack.generator = generator
         attack._fitted = True
         return attack
