@@ -71,6 +71,7 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "snr30-rf1s": ("cpu", [*_SNR, "snr_db=30", "g_down=4", "g_block_kernel=9"]),
     # A learned universal waveform inside G (docs/recipe.md, fifth sweep).
     "snr30-pattern": ("cpu", [*_SNR, "snr_db=30", "g_pattern=true"]),
+    "snr30-front": ("cpu", [*_SNR, "snr_db=30", "g_front=true"]),
     "snr25": ("cpu", [*_SNR, "snr_db=25"]),
     "snr20": ("cpu", [*_SNR, "snr_db=20"]),
     "loud30-w1": ("cpu", [*_SNR, "snr_db=30", "loudness_range_db=10", "loudness_weight=1"]),

@@ -63,10 +63,12 @@ class SSGANAttack(LearnedAttack):
         overlap: crossfade half-overlapping segments instead of butting them.
         chunk_segments: how many segments go through G at once (bounds memory).
         channels, n_down, n_blocks, block_kernel, max_delta, norm, output, snr_db,
-            loudness_range_db, context, grad_input, pattern_samples: the generator's shape and
-            output (see ``ssgan.models.generator.Generator``). A ``grad_input`` generator reads
-            the victim's input gradient on the clip: one victim backward per call, so it queries
-            the victim (its own row, "SSGAN + gradient", between SSGAN and FGM in cost).
+            loudness_range_db, context, grad_input, pattern_samples, front: the generator's shape
+            and output (see ``ssgan.models.generator.Generator``; ``front`` is a victim's
+            ``ssgan.models.front_end.front_spec``: ``fit`` copies that victim's front end). A
+            ``grad_input`` generator reads the victim's input gradient on the clip: one victim
+            backward per call, so it queries the victim (its own row, "SSGAN + gradient",
+            between SSGAN and FGM in cost).
         profile: the ``ssgan.training.gan.PROFILES`` entry ``fit`` trains with.
         epochs: overrides that profile's epoch count in ``fit`` (``None``: keep it).
         quietest: after G, rescale each clip's perturbation to the quietest loudness that still
@@ -114,6 +116,7 @@ class SSGANAttack(LearnedAttack):
         loudness_range_db: float = 0.0,
         context: bool = False,
         pattern_samples: int = 0,
+        front: tuple[int, ...] | list[int] = (),
         grad_input: bool = False,
         num_classes: int = 0,
         profile: str = "cpu",
@@ -156,6 +159,7 @@ class SSGANAttack(LearnedAttack):
         self.loudness_range_db = loudness_range_db
         self.context = context
         self.pattern_samples = check_int("pattern_samples", pattern_samples, minimum=0)
+        self.front = tuple(int(v) for v in front)
         self.grad_input = bool(grad_input)
         self.num_classes = check_int("num_classes", num_classes, minimum=0)
         # A conditional G is targeted only; the class attribute says "untargeted G".
@@ -195,6 +199,7 @@ class SSGANAttack(LearnedAttack):
             grad_input=self.grad_input,
             num_classes=self.num_classes,
             pattern_samples=self.pattern_samples,
+            front=self.front,
         )
 
     # ------------------------------------------------------------------ construction
@@ -219,6 +224,7 @@ class SSGANAttack(LearnedAttack):
             "loudness_range_db": generator.loudness_range_db,
             "context": generator.context is not None,
             "pattern_samples": generator.pattern_samples,
+            "front": generator.front_spec,
             "grad_input": generator.grad_input,
             "num_classes": generator.num_classes,
         }
@@ -332,6 +338,8 @@ class SSGANAttack(LearnedAttack):
             g_context=self.context,
             g_grad=self.grad_input,
             g_pattern=self.pattern_samples > 0,
+            g_front=bool(self.front),
+            g_front_spec=self.front,
             targeted=self.num_classes > 0,
             n_classes=self.num_classes,
             seed=int(torch.randint(0, 2**31 - 1, (1,), generator=generator)),

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ssgan.models.front_end import FeatureMapNet, FrontEnd
 from ssgan.models.layout import waveform_map
 
 __all__ = ["DEFAULT_MAX_DELTA", "OUTPUTS", "Generator", "scale_to_snr"]
@@ -119,6 +120,11 @@ class Generator(nn.Module):
         num_classes: > 0 makes G class-conditional (one G for every target): a learned
             embedding of the target class FiLMs the bottleneck, and ``forward`` needs
             ``target``. Zero-initialised, so G starts as the unconditional generator.
+        front: a victim front end's ``front_spec`` (``ssgan.models.front_end``): G keeps a copy of
+            the victim's front end ``p`` (``load_front``) and outputs ``J_p(x)^T u(p(x))`` with
+            ``u`` a small network on ``p(x)`` (width ``8 * channels``); ``n_down``, ``n_blocks``
+            and ``block_kernel`` are then unused. Needs ``output="snr"``; combines with
+            ``num_classes`` only. Empty (default): the convolutional G above.
         norm: instance norm after each conv (AdvGAN's choice). Off by default: it doubled G's
             CPU time (64 vs 34 ms for a 5 s clip, best of 15, 2 shared cores, measured before
             the channels_last fix of ``ssgan.models.layout``) and the short trainings we ran
@@ -147,6 +153,7 @@ class Generator(nn.Module):
         grad_input: bool = False,
         num_classes: int = 0,
         pattern_samples: int = 0,
+        front: tuple[int, ...] | list[int] = (),
     ) -> None:
         super().__init__()
         if num_classes < 0 or num_classes == 1:
@@ -185,7 +192,29 @@ class Generator(nn.Module):
         self.grad_input = bool(grad_input)
         self.snr_db = float(snr_db)
         self.loudness_range_db = float(loudness_range_db)
+        self.front_spec = tuple(int(v) for v in front)
+        self.front_end: FrontEnd | None = None
+        if self.front_spec:
+            others = {"loudness_range_db": loudness_range_db, "context": context,
+                      "grad_input": grad_input, "pattern_samples": pattern_samples}  # fmt: skip
+            if output != "snr" or any(others.values()):
+                used = ", ".join(f"{k}={v!r}" for k, v in others.items() if v)
+                raise ValueError(
+                    f"front= needs output='snr' and none of loudness_range_db, context, "
+                    f"grad_input, pattern_samples (got output={output!r}{', ' if used else ''}"
+                    f"{used})"
+                )
+            self.front_end = FrontEnd(self.front_spec)
         self.stride = 4**n_down
+        self.grad_scale: nn.Parameter | None = None
+        self.context: nn.Linear | None = None
+        self.target_embedding: nn.Embedding | None = None
+        self.pattern: nn.Parameter | None = None
+        self.loudness: nn.Linear | None = None
+        self.feature_net: FeatureMapNet | None = None
+        if self.front_end is not None:
+            self.feature_net = FeatureMapNet(self.front_end.channels, 8 * channels, num_classes)
+            return
         layers: list[nn.Module] = [
             nn.Conv2d(2 if grad_input else 1, channels, (1, 15), padding=(0, 7), bias=not norm),
             _norm(channels, norm),
@@ -209,7 +238,6 @@ class Generator(nn.Module):
             c //= 2
         layers.append(nn.Conv2d(c, 1, (1, 15), padding=(0, 7)))
         self.net = nn.Sequential(*layers)
-        self.grad_scale: nn.Parameter | None = None
         if self.grad_input:
             last = layers[-1]
             assert isinstance(last, nn.Conv2d)
@@ -218,7 +246,6 @@ class Generator(nn.Module):
                 nn.init.zeros_(last.bias)
             self.grad_scale = nn.Parameter(torch.ones(()))
         self._bottleneck = 3 + 3 * n_down + n_blocks  # index of the first decoder layer
-        self.context: nn.Linear | None = None
         if context:
             # FiLM from the segment's mean bottleneck features: every time step learns what the
             # whole segment sounds like (its class, to a victim), which local convolutions with
@@ -227,18 +254,15 @@ class Generator(nn.Module):
             self.context = nn.Linear(c * 2**n_down, 2 * c * 2**n_down)
             nn.init.zeros_(self.context.weight)
             nn.init.zeros_(self.context.bias)
-        self.target_embedding: nn.Embedding | None = None
         if self.num_classes:
             # (scale, shift) per bottleneck channel and target class: the cheapest way for one
             # G to produce a different perturbation per target (as FiLM conditions a network).
             self.target_embedding = nn.Embedding(self.num_classes, 2 * c * 2**n_down)
             nn.init.zeros_(self.target_embedding.weight)
-        self.pattern: nn.Parameter | None = None
         if self.pattern_samples:
             # Small beside the network's first outputs, so G starts input-dependent and learns
             # how much of its output to make universal.
             self.pattern = nn.Parameter(1e-3 * torch.randn(1, self.pattern_samples))
-        self.loudness: nn.Linear | None = None
         if self.loudness_range_db > 0:
             # Starts at snr_db for every input (zero weights), then learns per segment.
             self.loudness = nn.Linear(c * 2**n_down, 1)
@@ -266,6 +290,8 @@ class Generator(nn.Module):
                 if self.grad_input
                 else "grad= given to a generator built without grad_input"
             )
+        if self.front_end is not None:
+            return self._forward_front(x, target)
         if (target is None) != (self.target_embedding is None):
             need = "needs target=" if target is None else "is not class-conditional: no target="
             raise ValueError(f"this generator {need} (num_classes={self.num_classes})")
@@ -311,3 +337,26 @@ class Generator(nn.Module):
         if self.output == "snr":
             return scale_to_snr(out, x, snr)
         return self.max_delta * torch.tanh(out)
+
+    def _forward_front(self, x: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
+        assert self.front_end is not None and self.feature_net is not None
+        if (target is None) != (self.num_classes == 0):
+            need = "needs target=" if target is None else "is not class-conditional: no target="
+            raise ValueError(f"this generator {need} (num_classes={self.num_classes})")
+        time = x.shape[1]
+        # Shorter than one pooled frame of the front end: zero-pad (the pad gets no output).
+        h = (
+            F.pad(x, (0, self.front_end.min_samples - time))
+            if time < self.front_end.min_samples
+            else x
+        )
+        p, saved, winners = self.front_end(h)
+        u = self.feature_net(p.to(h.dtype), target).float()
+        out = self.front_end.transpose(u, saved, winners)[:, :time]
+        return scale_to_snr(out.float(), x, self.snr_db)
+
+    def load_front(self, victim: nn.Module) -> None:
+        """Copy the victim's front end into a ``front=`` G (done when training starts)."""
+        if self.front_end is None:
+            raise ValueError("load_front: this generator was built without front=")
+        self.front_end.load_from(victim)

@@ -39,6 +39,7 @@ from ssgan import distributed
 from ssgan.config import to_dict
 from ssgan.data.segments import random_crops
 from ssgan.errors import CheckpointError, OutputError
+from ssgan.models.front_end import front_spec
 from ssgan.models.victim import victim_frozen
 from ssgan.training import parallel
 from ssgan.training.checkpoint import atomic_write_json, json_safe
@@ -210,6 +211,11 @@ def _run(
         raise ValueError("train: no clips to train on")
     if config.targeted and not config.n_classes:
         config = dataclasses.replace(config, n_classes=_victim_classes(victim, clips[0]))
+    if config.g_front:
+        spec = front_spec(victim)
+        if config.g_front_spec and tuple(config.g_front_spec) != spec:
+            raise ValueError(f"g_front_spec={config.g_front_spec}: the victim's front is {spec}")
+        config = dataclasses.replace(config, g_front_spec=spec)
     val_clips, val_labels = clips_and_labels(val, "val") if val is not None else ([], [])
     if config.val_clips is not None:
         val_clips, val_labels = val_clips[: config.val_clips], val_labels[: config.val_clips]
@@ -227,6 +233,8 @@ def _run(
         logger.info("resuming %s after epoch %d", out_dir, state.epoch)
     else:
         state = make_state(config, device=device)
+        if config.g_front:
+            state.G.load_front(victim)
         if world > 1:
             state.order_rng, state.rng = state.rng, parallel.rank_generator(config.seed, rank)
     if world > 1:

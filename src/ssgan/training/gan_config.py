@@ -55,6 +55,10 @@ class GANTrainConfig:
     # training, the victim as given at attack time) and starts as the L2 fast gradient method.
     g_grad: bool = False
     g_pattern: bool = False  # a learned universal waveform of one segment inside G
+    # G acts through a copy of the victim's front end: delta = J_p(x)^T u(p(x)) with a learned
+    # u (ssgan.models.front_end); g_front_spec is filled from the victim when training starts.
+    g_front: bool = False
+    g_front_spec: tuple[int, ...] = ()
     grad_crops: int | None = 2
     # "tanh": the paper's bounded output; "snr": G's direction at exactly snr_db per segment.
     g_output: str = "tanh"
@@ -141,6 +145,14 @@ class GANTrainConfig:
             raise ValueError("g_grad=true needs g_output='snr'")
         if self.g_pattern and self.g_output != "snr":
             raise ValueError("g_pattern=true needs g_output='snr'")
+        if self.g_front and (self.g_output != "snr" or self.g_grad or self.g_context
+                             or self.g_pattern or self.loudness_range_db):  # fmt: skip
+            raise ValueError(
+                "g_front=true needs g_output='snr' and none of g_grad, g_context, g_pattern, "
+                "loudness_range_db"
+            )
+        if self.g_front_spec and not self.g_front:
+            raise ValueError("g_front_spec is set from the victim; it needs g_front=true")
         if self.grad_crops is not None and self.grad_crops < 1:
             raise ValueError(f"grad_crops={self.grad_crops!r}: must be >= 1 or None")
         if self.eot:
@@ -187,6 +199,7 @@ class GANTrainConfig:
             "grad_input": self.g_grad,
             "num_classes": self.n_classes if self.targeted else 0,
             "pattern_samples": self.segment_samples if self.g_pattern else 0,
+            "front": list(self.g_front_spec),
         }
 
 
@@ -222,6 +235,9 @@ PROFILES: dict[str, GANTrainConfig] = {
     # its own row), scored on the clip victim with 2 crops so training keeps its FGM start
     # (docs/recipe.md, "Whole clips and the gradient-informed generator").
     "cpu-grad": dataclasses.replace(_RECIPE, g_grad=True, victim_view="clip", victim_crops=2),
+    # The recipe with G acting through a copy of the victim's front end (EnvNet, EnvNet-v2
+    # victims only; docs/recipe.md, "G through the victim's front end"). u is 64 wide.
+    "cpu-front": dataclasses.replace(_RECIPE, g_front=True),
     # The old CPU recipe (tanh bounded at 0.01, SNR hinge, D on, 4 clip crops), for comparison.
     "cpu-tanh": GANTrainConfig(
         epochs=30,
