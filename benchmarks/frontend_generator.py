@@ -9,12 +9,14 @@ dependent (the ReLU masks and the max-pool's winners route it), and all the vict
 hard-to-learn work of the rest of the network is in the small map ``dL/dp`` (40 x 150 for a
 1.5 s window).
 
-This G keeps a frozen copy of the victim's front end (about 13 k weights: white-box knowledge of
-the attacked model, as the paper's G has through training) and learns only ``u``, a small 1-D
-convolutional network from ``p(x)`` to a map of ``p``'s shape; its output is
-``J_p(x)^T u(p(x))`` rescaled to exactly ``--snr`` dB. With ``u = dL/dp`` it is the victim's
+This G (``Generator(front=...)``, ``ssgan.models.front_end``) keeps a frozen copy of the
+victim's front end (about 13 k weights: white-box knowledge of the attacked model, as the
+paper's G has through training) and learns only ``u``, a small 1-D convolutional network from
+``p(x)`` to a map of ``p``'s shape; its output is ``J_p(x)^T u(p(x))`` rescaled to exactly
+``--snr`` dB. With ``u = dL/dp`` it is the victim's
 gradient, so FGM is in its reach; at attack time it runs no victim decision, only the copied
-front end and its transpose on the clip. It is trained on the recipe's loss (the logit-margin
+front end and its transpose on the clip. It is trained here by a loop of its own (constant learning
+rate, no validation-based selection) on the recipe's loss (the logit-margin
 hinge on one victim window at a random offset inside each 1.6 s crop) and scored on whole
 validation clips (the held-out tenth of the training split, never the test split) at exactly
 ``--snr`` dB, beside FGM and Gaussian noise at the same SNR on the same clips.
@@ -27,7 +29,6 @@ Usage (from the repository root):
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import sys
 import time
@@ -37,64 +38,6 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-
-
-class FrontEndGenerator(nn.Module):
-    """``x (batch, time)`` -> ``delta (batch, time)`` at exactly ``snr_db`` (time >= 174)."""
-
-    def __init__(self, front: nn.Sequential, *, hidden: int = 64, snr_db: float = 30.0) -> None:
-        super().__init__()
-        self.front = copy.deepcopy(front).eval()  # conv1, conv2 (+BN, ReLU), max-pool (1, 160)
-        for p in self.front.parameters():
-            p.requires_grad_(False)
-        ch = self.front[0][0].out_channels
-        self.u = nn.Sequential(
-            nn.Conv1d(2 * ch, hidden, 5, padding=2),
-            nn.ReLU(),
-            nn.Conv1d(hidden, hidden, 5, padding=4, dilation=2),
-            nn.ReLU(),
-            nn.Conv1d(hidden, hidden, 5, padding=8, dilation=4),
-            nn.ReLU(),
-            nn.Conv1d(hidden, ch, 1),
-        )
-        self.snr_db = snr_db
-
-    def train(self, mode: bool = True) -> FrontEndGenerator:
-        super().train(mode)
-        self.front.eval()  # the victim's BatchNorm statistics, always
-        return self
-
-    def _front(self, x: Tensor) -> tuple[Tensor, list[tuple[Tensor, Tensor, Tensor]], Tensor]:
-        """The copied front end, keeping what its transpose needs: per conv stage the weight,
-        the BatchNorm slope and the ReLU mask; then the max-pool's winners."""
-        from ssgan.models.layout import waveform_map
-
-        h, stages = waveform_map(x.float()), []
-        with torch.no_grad():
-            for conv, bn, _ in (self.front[0], self.front[1]):
-                z = bn(conv(h))
-                slope = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-                stages.append((conv.weight, slope[None, :, None, None], z > 0))
-                h = z.clamp_min(0)
-            p, winners = F.max_pool2d(h, self.front[2].kernel_size, return_indices=True)
-        return p, stages, winners
-
-    def forward(self, x: Tensor, u_map: Tensor | None = None) -> Tensor:
-        """``u_map``: use this map for ``u`` (the victim's ``dL/dp`` checks the construction)."""
-        from ssgan.models.generator import scale_to_snr
-        from ssgan.models.layout import channels_last
-
-        p, stages, winners = self._front(x)
-        if u_map is None:
-            feats = torch.log1p(p[:, :, 0])
-            context = feats.mean(dim=2, keepdim=True).expand_as(feats)
-            u_map = self.u(torch.cat([feats, context], dim=1))[:, :, None]
-        size = stages[-1][2].shape[-2:]
-        v = F.max_unpool2d(u_map, winners, self.front[2].kernel_size, output_size=size)
-        for weight, slope, mask in reversed(stages):  # J^T: mask, slope, transposed conv
-            # channels_last: ~2.5x faster for these (1, 8) transposed convs on 2 CPU cores
-            v = F.conv_transpose2d(channels_last(v * slope * mask), weight)
-        return scale_to_snr(v[:, 0, 0], x, self.snr_db)
 
 
 def margin(logits: Tensor, y: Tensor, kappa: float) -> Tensor:
@@ -120,7 +63,7 @@ def _fools(victim: Any, x: Tensor, delta: Tensor, y: int) -> bool:
         return int(victim(x + delta).argmax(1)) != y
 
 
-def score(G: FrontEndGenerator, victim: Any, clips: list[Tensor], labels: list[int],
+def score(G: nn.Module, victim: Any, clips: list[Tensor], labels: list[int],
           snr: float) -> dict[str, float]:  # fmt: skip
     """Fooled fraction of the clips the victim gets right: G, FGM and noise, all at ``snr`` dB."""
     from ssgan.models.generator import scale_to_snr
@@ -146,6 +89,8 @@ def score(G: FrontEndGenerator, victim: Any, clips: list[Tensor], labels: list[i
 
 def main(argv: list[str] | None = None) -> int:
     from ssgan.data import load_dataset, make_split
+    from ssgan.models.front_end import front_spec
+    from ssgan.models.generator import Generator
     from ssgan.models.victim import load_victim
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -159,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--snr", type=float, default=30.0)
     p.add_argument("--kappa", type=float, default=5.0)
     p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--hidden", type=int, default=64)
+    p.add_argument("--hidden", type=int, default=64, help="u's width (a multiple of 8)")
     p.add_argument("--eval-every", type=int, default=100)
     p.add_argument("--out", type=Path, default=None)
     p.add_argument("--threads", type=int, default=2)
@@ -177,8 +122,11 @@ def main(argv: list[str] | None = None) -> int:
     labels = list(train.labels())
     val_clips, val_labels = [w.float() for w in val.waveforms()], list(val.labels())
 
-    G = FrontEndGenerator(victim.net.front[:3], hidden=args.hidden, snr_db=args.snr)
-    opt = torch.optim.Adam(G.u.parameters(), lr=args.lr)
+    G = Generator(
+        output="snr", snr_db=args.snr, channels=args.hidden // 8, front=front_spec(victim)
+    )
+    G.load_front(victim)
+    opt = torch.optim.Adam(G.parameters(), lr=args.lr)
     rng = torch.Generator().manual_seed(0)
     length, window = round(args.crop_seconds * 16000), victim.window
     history = [{"step": 0, "seconds": 0.0, **score(G, victim, val_clips, val_labels, args.snr)}]
