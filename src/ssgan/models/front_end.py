@@ -110,39 +110,43 @@ class FrontEnd(nn.Module):
             getattr(self, f"slope{i}").copy_(slope)
             getattr(self, f"shift{i}").copy_(bn.bias - bn.running_mean * slope)
 
-    def _weights(self) -> tuple[tuple[Tensor, Tensor, Tensor, int], ...]:
+    def _stages(self) -> tuple[tuple[Tensor, Tensor, int], ...]:
+        """Per stage: the conv weight with BatchNorm's slope folded in, the shift, the stride."""
         b = self.get_buffer
         return tuple(
-            (b(f"weight{i}"), b(f"slope{i}"), b(f"shift{i}"), self.strides[i - 1]) for i in (1, 2)
+            (b(f"weight{i}") * b(f"slope{i}")[:, None, None, None], b(f"shift{i}"), stride)
+            for i, stride in ((1, self.strides[0]), (2, self.strides[1]))
         )
 
     @torch.no_grad()
     def forward(self, x: Tensor) -> tuple[Tensor, list[tuple[int, Tensor]], Tensor]:
         """``x (batch, time >= min_samples)`` -> the pooled map ``(batch, channels, frames)``,
-        and what ``transpose`` needs: per stage its input length and ReLU mask, the pool's
-        winners."""
+        and what ``transpose`` needs: per stage its input length and where its ReLU was off,
+        the pool's winners."""
         h = waveform_map(x.float())
         saved: list[tuple[int, Tensor]] = []
-        for weight, slope, shift, stride in self._weights():
+        for weight, shift, stride in self._stages():
             length = h.shape[-1]
-            z = F.conv2d(h, weight.to(h.dtype), stride=(1, stride))
-            z = z * slope[None, :, None, None] + shift[None, :, None, None]
-            saved.append((length, z > 0))
-            h = z.clamp_min(0)
+            h = F.conv2d(h, weight, shift, stride=(1, stride))
+            saved.append((length, h <= 0))
+            h = h.clamp_min_(0)
         p, winners = F.max_pool2d(h, (1, self.pool), return_indices=True)
         return p[:, :, 0], saved, winners
 
     def transpose(self, u: Tensor, saved: list[tuple[int, Tensor]], winners: Tensor) -> Tensor:
         """``J_p(x)^T u`` for ``u`` of the pooled map's shape -> ``(batch, time)``
         (differentiable in ``u``)."""
-        mask = saved[-1][1]
-        v = F.max_unpool2d(u[:, :, None], winners, (1, self.pool), output_size=mask.shape[-2:])
-        for (weight, slope, _, stride), (length, mask) in zip(
-            reversed(self._weights()), reversed(saved), strict=True
+        off = saved[-1][1]
+        v = F.max_unpool2d(
+            u[:, :, None].float(), winners, (1, self.pool), output_size=off.shape[-2:]
+        )
+        # channels_last, the layout of the forward pass's tensors: several times faster for
+        # these (1, k) convs on CPU (DESIGN 9), and the masks need no copy.
+        v = channels_last(v)
+        for (weight, _, stride), (length, off) in zip(
+            reversed(self._stages()), reversed(saved), strict=True
         ):
-            # channels_last: several times faster for these (1, k) convs on CPU (DESIGN 9)
-            v = channels_last(v * mask * slope[None, :, None, None])
-            v = F.conv_transpose2d(v, weight.to(v.dtype), stride=(1, stride))
+            v = F.conv_transpose2d(v.masked_fill(off, 0.0), weight, stride=(1, stride))
             v = F.pad(v, (0, length - v.shape[-1]))  # samples no window reached: zero gradient
         return v[:, 0, 0]
 
