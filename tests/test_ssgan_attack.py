@@ -150,6 +150,18 @@ def test_save_load_round_trip_and_refusals(tmp_path, trained_run) -> None:
         SSGANAttack().perturbation(x)
 
 
+def test_from_run_can_cut_longer_segments_than_it_was_trained_on(trained_run) -> None:
+    run, _ = trained_run
+    trained = SSGANAttack.from_run(run)
+    whole = SSGANAttack.from_run(run, segment_seconds=3000 / SR)
+    assert whole.segment_samples == 3000 != trained.segment_samples
+    x, _ = offset_clips(2, 3000, 3)
+    with torch.no_grad():
+        torch.testing.assert_close(whole.perturbation(x), whole.generator(x), rtol=1e-5, atol=1e-7)
+    with pytest.raises(ValueError, match="segment_seconds"):
+        SSGANAttack.from_run(run, segment_seconds=0.0)
+
+
 def test_cli_attack_writes_adversarial_audio_at_the_input_level(tmp_path, trained_run, capsys):
     run, _ = trained_run
     x, _ = offset_clips(2, 4000, 5)

@@ -253,8 +253,13 @@ class SSGANAttack(LearnedAttack):
         search_steps: int = 6,
         refine_steps: int = 0,
         refine_gamma: float = 0.1,
+        segment_seconds: float | None = None,
     ) -> SSGANAttack:
         """Load the generator of a run written by ``ssgan train gan`` (safetensors + JSON).
+
+        ``segment_seconds``: cut clips into segments of this length at attack time instead of
+        the training crop's ``t1`` (G is fully convolutional; each segment is still scaled to
+        its own SNR). ``None``: ``t1``, the paper's SIP.
 
         ``quietest``, ``search_*`` and ``refine_*``: the attack-time steps that query the
         victim (see the class).
@@ -262,6 +267,8 @@ class SSGANAttack(LearnedAttack):
         Raises ``CheckpointError`` naming the file for a missing run, a checkpoint of another
         kind or weights that do not fit the recorded generator shape.
         """
+        if segment_seconds is not None:
+            check_positive("segment_seconds", segment_seconds)
         tensors, meta, _ = load_checkpoint(run_dir, checkpoint)
         where = Path(run_dir) / f"{checkpoint}.json"
         if meta.get("kind") != GAN_KIND:
@@ -275,7 +282,9 @@ class SSGANAttack(LearnedAttack):
         shape = {"output": "tanh", **shape}  # runs written before "output" existed
         try:
             attack = cls(
-                segment_seconds=float(meta["segment_seconds"]),
+                segment_seconds=float(
+                    meta["segment_seconds"] if segment_seconds is None else segment_seconds
+                ),
                 overlap=overlap,
                 chunk_segments=chunk_segments,
                 precision=precision,

@@ -76,7 +76,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="class (name or index) a class-conditional generator (train gan --targeted) aims at",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    parser.set_defaults(quietest=False, refine_steps=0)
+    parser.set_defaults(quietest=False, refine_steps=0, segment_seconds=None)
     add_settings_arg(
         parser,
         ("attack",),
@@ -97,6 +97,7 @@ _STREAM_SETTINGS: dict[str, type] = {
     "precision": str,
     "quietest": bool,
     "refine_steps": int,
+    "segment_seconds": float,
 }
 
 
@@ -185,6 +186,7 @@ def run(args: argparse.Namespace) -> int:
         precision=args.precision,
         quietest=args.quietest,
         refine_steps=args.refine_steps,
+        segment_seconds=args.segment_seconds,
     )
     victim = None
     class_names: list[str] | None = None
