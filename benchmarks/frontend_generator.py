@@ -39,11 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-
-def margin(logits: Tensor, y: Tensor, kappa: float) -> Tensor:
-    true = logits.gather(1, y[:, None])[:, 0]
-    other = logits.masked_fill(F.one_hot(y, logits.shape[1]).bool(), float("-inf")).amax(1)
-    return F.relu(true - other + kappa)
+from ssgan.losses import logit_margin
 
 
 def _crops(clips: list[Tensor], labels: list[int], n: int, length: int, rng: torch.Generator):
@@ -79,7 +75,7 @@ def score(G: nn.Module, victim: Any, clips: list[Tensor], labels: list[int],
         n_right += 1
         fooled["G"] += _fools(victim, x, G(x), y)
         xg = x.clone().requires_grad_(True)
-        (grad,) = torch.autograd.grad(-margin(victim(xg), torch.tensor([y]), 0.0).sum(), xg)
+        (grad,) = torch.autograd.grad(-logit_margin(victim(xg), torch.tensor([y])).sum(), xg)
         fooled["fgm"] += _fools(victim, x, scale_to_snr(grad, x, snr), y)
         noise = torch.randn(x.shape, generator=gen)
         fooled["noise"] += _fools(victim, x, scale_to_snr(noise, x, snr), y)
@@ -138,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         o = torch.randint(0, max(1, length - window + 1), (args.batch_size,), generator=rng)
         idx = o[:, None] + torch.arange(window)
         logits = victim.net(F.pad(x_adv, (0, max(0, window - length))).gather(1, idx))
-        loss = margin(logits, y, args.kappa).mean()
+        loss = F.relu(logit_margin(logits, y) + args.kappa).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
