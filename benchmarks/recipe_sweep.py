@@ -72,6 +72,32 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     # A learned universal waveform inside G (docs/recipe.md, fifth sweep).
     "snr30-pattern": ("cpu", [*_SNR, "snr_db=30", "g_pattern=true"]),
     "snr30-front": ("cpu", [*_SNR, "snr_db=30", "g_front=true"]),
+    # The front-end G trained on whole 5 s clips as one segment (its SNR per clip), scored by
+    # the clip victim on 5 evenly spaced crops: the test-time function, 4 clips a step.
+    "snr30-front-clip": (
+        "cpu",
+        [
+            *_SNR,
+            "snr_db=30",
+            "g_front=true",
+            "segment_seconds=5",
+            "victim_view=clip",
+            "victim_crops=5",
+            "batch_size=4",
+        ],
+    ),
+    # The same whole clips, scored by the window network on 4 windows at random offsets.
+    "snr30-front-clipwin": (
+        "cpu",
+        [
+            *_SNR,
+            "snr_db=30",
+            "g_front=true",
+            "segment_seconds=5",
+            "victim_crops=4",
+            "batch_size=4",
+        ],
+    ),
     "snr25": ("cpu", [*_SNR, "snr_db=25"]),
     "snr20": ("cpu", [*_SNR, "snr_db=20"]),
     "loud30-w1": ("cpu", [*_SNR, "snr_db=30", "loudness_range_db=10", "loudness_weight=1"]),

@@ -39,10 +39,10 @@ from ssgan.attacks.base import (
     input_gradient,
 )
 from ssgan.attacks.ddn import quietest_scale, refine_min_norm
+from ssgan.attacks.ssgan_run import GAN_KIND, attack_from_run, train_config
 from ssgan.data import segments as sip
-from ssgan.errors import CheckpointError
 from ssgan.models.generator import DEFAULT_MAX_DELTA, Generator
-from ssgan.training.checkpoint import load_checkpoint, unflatten_state_dict
+from ssgan.training.checkpoint import unflatten_state_dict
 
 logger = logging.getLogger(__name__)
 
@@ -50,9 +50,6 @@ __all__ = ["GAN_KIND", "PRECISIONS", "SSGANAttack"]
 
 PRECISIONS = ("float32", "bfloat16")
 """Arithmetic of the generator at attack time (``SSGANAttack(precision=...)``)."""
-
-GAN_KIND = "ssgan-gan"
-"""``kind`` in the JSON metadata of checkpoints written by ``ssgan.training.gan``."""
 
 
 class SSGANAttack(LearnedAttack):
@@ -269,37 +266,18 @@ class SSGANAttack(LearnedAttack):
         """
         if segment_seconds is not None:
             check_positive("segment_seconds", segment_seconds)
-        tensors, meta, _ = load_checkpoint(run_dir, checkpoint)
-        where = Path(run_dir) / f"{checkpoint}.json"
-        if meta.get("kind") != GAN_KIND:
-            raise CheckpointError(
-                f"{where}: not an SSGAN checkpoint (kind={meta.get('kind')!r}, "
-                f"expected {GAN_KIND!r})"
-            )
-        shape = meta.get("generator")
-        if not isinstance(shape, dict) or "segment_seconds" not in meta:
-            raise CheckpointError(f"{where}: metadata lacks the generator shape or segment_seconds")
-        shape = {"output": "tanh", **shape}  # runs written before "output" existed
-        try:
-            attack = cls(
-                segment_seconds=float(
-                    meta["segment_seconds"] if segment_seconds is None else segment_seconds
-                ),
-                overlap=overlap,
-                chunk_segments=chunk_segments,
-                precision=precision,
-                quietest=quietest,
-                search_min_snr_db=search_min_snr_db,
-                search_max_snr_db=search_max_snr_db,
-                search_steps=search_steps,
-                refine_steps=refine_steps,
-                refine_gamma=refine_gamma,
-                **shape,
-            )
-            attack.generator.load_state_dict(unflatten_state_dict(tensors, "G"), strict=True)
-        except (TypeError, ValueError, RuntimeError) as exc:
-            first = " ".join(str(exc).split())[:300]
-            raise CheckpointError(f"{where}: cannot rebuild the generator ({first})") from None
+        options = {
+            "overlap": overlap,
+            "chunk_segments": chunk_segments,
+            "precision": precision,
+            "quietest": quietest,
+            "search_min_snr_db": search_min_snr_db,
+            "search_max_snr_db": search_max_snr_db,
+            "search_steps": search_steps,
+            "refine_steps": refine_steps,
+            "refine_gamma": refine_gamma,
+        }
+        attack = attack_from_run(cls, run_dir, checkpoint, segment_seconds, options)
         attack.generator.to(device).eval()
         attack._fitted = True
         return attack
@@ -326,35 +304,10 @@ class SSGANAttack(LearnedAttack):
         generator: torch.Generator,
         progress: bool,
     ) -> None:
-        import dataclasses
+        from ssgan.training.gan import fit_gan
 
-        from ssgan.training.gan import PROFILES, fit_gan
-
-        if self.profile not in PROFILES:
-            raise ValueError(f"profile={self.profile!r}: expected one of {', '.join(PROFILES)}")
-        config = dataclasses.replace(
-            PROFILES[self.profile],
-            segment_seconds=self.segment_seconds,
-            g_channels=self.channels,
-            g_down=self.n_down,
-            g_blocks=self.n_blocks,
-            g_block_kernel=self.block_kernel,
-            max_delta=self.max_delta,
-            g_norm=self.norm,
-            g_output=self.output,
-            snr_db=self.snr_db,
-            loudness_range_db=self.loudness_range_db,
-            g_context=self.context,
-            g_grad=self.grad_input,
-            g_pattern=self.pattern_samples > 0,
-            g_front=bool(self.front),
-            g_front_spec=self.front,
-            targeted=self.num_classes > 0,
-            n_classes=self.num_classes,
-            seed=int(torch.randint(0, 2**31 - 1, (1,), generator=generator)),
-        )
-        if self.epochs is not None:
-            config = dataclasses.replace(config, epochs=self.epochs)
+        seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
+        config = train_config(self, seed)
         state = fit_gan(config, model, (clips, labels.tolist()), progress=progress)
         self.generator = state.G.eval()
         self._fitted = True

@@ -1,0 +1,84 @@
+"""The bridge between ``SSGANAttack`` and ``ssgan.training.gan``'s runs: the training config an
+attack's ``fit`` uses, and the generator a run's checkpoint holds.
+
+``SSGANAttack.fit`` and ``SSGANAttack.from_run`` call these; users call those.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ssgan.errors import CheckpointError
+from ssgan.training.checkpoint import load_checkpoint, unflatten_state_dict
+
+if TYPE_CHECKING:
+    from ssgan.attacks.ssgan import SSGANAttack
+    from ssgan.training.gan_config import GANTrainConfig
+
+__all__ = ["GAN_KIND", "attack_from_run", "train_config"]
+
+GAN_KIND = "ssgan-gan"
+"""``kind`` in the JSON metadata of checkpoints written by ``ssgan.training.gan``."""
+
+
+def train_config(attack: SSGANAttack, seed: int) -> GANTrainConfig:
+    """The ``attack.profile`` config with the attack's t1 and generator shape."""
+    from ssgan.training.gan import PROFILES
+
+    if attack.profile not in PROFILES:
+        raise ValueError(f"profile={attack.profile!r}: expected one of {', '.join(PROFILES)}")
+    config = dataclasses.replace(
+        PROFILES[attack.profile],
+        segment_seconds=attack.segment_seconds,
+        g_channels=attack.channels,
+        g_down=attack.n_down,
+        g_blocks=attack.n_blocks,
+        g_block_kernel=attack.block_kernel,
+        max_delta=attack.max_delta,
+        g_norm=attack.norm,
+        g_output=attack.output,
+        snr_db=attack.snr_db,
+        loudness_range_db=attack.loudness_range_db,
+        g_context=attack.context,
+        g_grad=attack.grad_input,
+        g_pattern=attack.pattern_samples > 0,
+        g_front=bool(attack.front),
+        g_front_spec=attack.front,
+        targeted=attack.num_classes > 0,
+        n_classes=attack.num_classes,
+        seed=seed,
+    )
+    if attack.epochs is not None:
+        config = dataclasses.replace(config, epochs=attack.epochs)
+    return config
+
+
+def attack_from_run(
+    cls: type[SSGANAttack],
+    run_dir: str | Path,
+    checkpoint: str,
+    segment_seconds: float | None,
+    options: dict[str, Any],
+) -> SSGANAttack:
+    """``cls`` built with the generator shape and weights of ``run_dir/checkpoint`` and the
+    attack-time ``options``; ``CheckpointError`` naming the file when that cannot be done."""
+    tensors, meta, _ = load_checkpoint(run_dir, checkpoint)
+    where = Path(run_dir) / f"{checkpoint}.json"
+    if meta.get("kind") != GAN_KIND:
+        raise CheckpointError(
+            f"{where}: not an SSGAN checkpoint (kind={meta.get('kind')!r}, expected {GAN_KIND!r})"
+        )
+    shape = meta.get("generator")
+    if not isinstance(shape, dict) or "segment_seconds" not in meta:
+        raise CheckpointError(f"{where}: metadata lacks the generator shape or segment_seconds")
+    shape = {"output": "tanh", **shape}  # runs written before "output" existed
+    t1 = float(meta["segment_seconds"] if segment_seconds is None else segment_seconds)
+    try:
+        attack = cls(segment_seconds=t1, **options, **shape)
+        attack.generator.load_state_dict(unflatten_state_dict(tensors, "G"), strict=True)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        first = " ".join(str(exc).split())[:300]
+        raise CheckpointError(f"{where}: cannot rebuild the generator ({first})") from None
+    return attack
