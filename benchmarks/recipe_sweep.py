@@ -86,6 +86,21 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
             "batch_size=4",
         ],
     ),
+    # snr30-front-clip with a wider, deeper u: 128 wide, 5 dilated layers (1.25 s of frames).
+    "snr30-front-clip-deep": (
+        "cpu",
+        [
+            *_SNR,
+            "snr_db=30",
+            "g_front=true",
+            "segment_seconds=5",
+            "victim_view=clip",
+            "victim_crops=5",
+            "batch_size=4",
+            "g_channels=16",
+            "g_blocks=6",
+        ],
+    ),
     # The same whole clips, scored by the window network on 4 windows at random offsets.
     "snr30-front-clipwin": (
         "cpu",

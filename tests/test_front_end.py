@@ -90,6 +90,24 @@ def test_generator_with_a_front_end_any_length_exact_snr_and_what_trains() -> No
         Generator().load_front(net)
 
 
+@pytest.mark.parametrize(("n_blocks", "reach"), [(2, 5), (4, 29), (6, 125)])
+def test_u_has_n_blocks_minus_one_dilated_layers_and_their_receptive_field(
+    n_blocks: int, reach: int
+) -> None:
+    """u's depth follows n_blocks (the default 4 keeps the 3-layer u that runs were saved with):
+    the output frame in the middle depends on exactly ``reach`` input frames."""
+    net = _net(EnvNet)
+    u = Generator(output="snr", front=front_spec(net), n_blocks=n_blocks).feature_net
+    dilations = [m.dilation[0] for m in u.rest if isinstance(m, torch.nn.Conv1d)]
+    assert dilations == [2**i for i in range(1, n_blocks - 1)] + [1]
+    feats = torch.rand(1, 40, 301, requires_grad=True)
+    context = torch.rand(1, 40, 301)  # the mean-over-frames half of the input, held fixed
+    u.rest(u.first(torch.cat([feats, context], 1)))[0, :, 150].sum().backward()
+    assert int((feats.grad[0].abs().sum(0) > 0).sum()) == reach
+    with pytest.raises(ValueError, match="n_blocks >= 2"):
+        Generator(output="snr", front=front_spec(net), n_blocks=1)
+
+
 def test_a_conditional_front_end_generator_needs_a_target_and_depends_on_it() -> None:
     net = _net(EnvNet)
     G = Generator(output="snr", front=front_spec(net), num_classes=3)

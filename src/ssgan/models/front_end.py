@@ -155,22 +155,21 @@ class FeatureMapNet(nn.Module):
     """``u``: the front end's pooled map ``(batch, channels, frames)`` -> a map of that shape.
 
     Input: ``log1p`` of the map and its mean over frames (what the whole segment sounds like);
-    three Conv1d-ReLU layers (kernel 5, dilation 1, 2, 4: a receptive field of 29 frames, 0.3 s
-    for EnvNet), then a 1x1 conv back to the map's channels. A class-conditional G FiLMs the
-    first hidden layer with a learned (scale, shift) per target class, zero-initialised.
+    ``layers`` Conv1d-ReLU layers of kernel 5 and dilation 1, 2, 4, ... (3 layers: a receptive
+    field of 29 frames, 0.3 s for EnvNet; 5 layers: 125 frames, 1.25 s), then a 1x1 conv back to
+    the map's channels. A class-conditional G FiLMs the first hidden layer with a learned
+    (scale, shift) per target class, zero-initialised.
     """
 
-    def __init__(self, channels: int, hidden: int, num_classes: int = 0) -> None:
+    def __init__(self, channels: int, hidden: int, num_classes: int = 0, layers: int = 3) -> None:
         super().__init__()
+        if layers < 1:
+            raise ValueError(f"layers must be >= 1, got {layers}")
         self.first = nn.Conv1d(2 * channels, hidden, 5, padding=2)
-        self.rest = nn.Sequential(
-            nn.ReLU(),
-            nn.Conv1d(hidden, hidden, 5, padding=4, dilation=2),
-            nn.ReLU(),
-            nn.Conv1d(hidden, hidden, 5, padding=8, dilation=4),
-            nn.ReLU(),
-            nn.Conv1d(hidden, channels, 1),
-        )
+        rest: list[nn.Module] = [nn.ReLU()]
+        for i in range(1, layers):
+            rest += [nn.Conv1d(hidden, hidden, 5, padding=2 * 2**i, dilation=2**i), nn.ReLU()]
+        self.rest = nn.Sequential(*rest, nn.Conv1d(hidden, channels, 1))
         self.target_embedding: nn.Embedding | None = None
         if num_classes:
             self.target_embedding = nn.Embedding(num_classes, 2 * hidden)

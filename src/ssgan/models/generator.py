@@ -122,9 +122,10 @@ class Generator(nn.Module):
             ``target``. Zero-initialised, so G starts as the unconditional generator.
         front: a victim front end's ``front_spec`` (``ssgan.models.front_end``): G keeps a copy of
             the victim's front end ``p`` (``load_front``) and outputs ``J_p(x)^T u(p(x))`` with
-            ``u`` a small network on ``p(x)`` (width ``8 * channels``); ``n_down``, ``n_blocks``
-            and ``block_kernel`` are then unused. Needs ``output="snr"``; combines with
-            ``num_classes`` only. Empty (default): the convolutional G above.
+            ``u`` a small network on ``p(x)`` (width ``8 * channels``, ``n_blocks - 1`` dilated
+            layers: the default 4 gives 3); ``n_down`` and ``block_kernel`` are then unused.
+            Needs ``output="snr"``; combines with ``num_classes`` only. Empty (default): the
+            convolutional G above.
         norm: instance norm after each conv (AdvGAN's choice). Off by default: it doubled G's
             CPU time (64 vs 34 ms for a 5 s clip, best of 15, 2 shared cores, measured before
             the channels_last fix of ``ssgan.models.layout``) and the short trainings we ran
@@ -213,7 +214,11 @@ class Generator(nn.Module):
         self.loudness: nn.Linear | None = None
         self.feature_net: FeatureMapNet | None = None
         if self.front_end is not None:
-            self.feature_net = FeatureMapNet(self.front_end.channels, 8 * channels, num_classes)
+            if n_blocks < 2:
+                raise ValueError(f"front= needs n_blocks >= 2 (u's layers + 1), got {n_blocks}")
+            self.feature_net = FeatureMapNet(
+                self.front_end.channels, 8 * channels, num_classes, layers=n_blocks - 1
+            )
             return
         layers: list[nn.Module] = [
             nn.Conv2d(2 if grad_input else 1, channels, (1, 15), padding=(0, 7), bias=not norm),
