@@ -32,6 +32,8 @@ import torch
 # The cpu profile is the exact-SNR generator, no D, a window at a random offset in the 1.6 s
 # crop; _SNR repeats it so that a row reads the same if the profile changes.
 _SNR = ["g_output=snr", "gamma=0", "beta=0", "margin=5", "victim_view=windows"]
+_FRONT_CLIP = [*_SNR, "snr_db=30", "g_front=true", "segment_seconds=5", "victim_view=clip",
+               "victim_crops=5", "batch_size=4"]  # fmt: skip
 VARIANTS: dict[str, tuple[str, list[str]]] = {
     # The old default: tanh output bounded at 0.01, SNR hinge at 30 dB, D on, clip victim.
     "cpu-tanh": ("cpu-tanh", []),
@@ -74,33 +76,9 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "snr30-front": ("cpu", [*_SNR, "snr_db=30", "g_front=true"]),
     # The front-end G trained on whole 5 s clips as one segment (its SNR per clip), scored by
     # the clip victim on 5 evenly spaced crops: the test-time function, 4 clips a step.
-    "snr30-front-clip": (
-        "cpu",
-        [
-            *_SNR,
-            "snr_db=30",
-            "g_front=true",
-            "segment_seconds=5",
-            "victim_view=clip",
-            "victim_crops=5",
-            "batch_size=4",
-        ],
-    ),
-    # snr30-front-clip with a wider, deeper u: 128 wide, 5 dilated layers (1.25 s of frames).
-    "snr30-front-clip-deep": (
-        "cpu",
-        [
-            *_SNR,
-            "snr_db=30",
-            "g_front=true",
-            "segment_seconds=5",
-            "victim_view=clip",
-            "victim_crops=5",
-            "batch_size=4",
-            "g_channels=16",
-            "g_blocks=6",
-        ],
-    ),
+    "snr30-front-clip": ("cpu", _FRONT_CLIP),
+    # The same with a wider, deeper u: 128 wide, 5 dilated layers (1.25 s of frames).
+    "snr30-front-clip-deep": ("cpu", [*_FRONT_CLIP, "g_channels=16", "g_blocks=6"]),
     # The same whole clips, scored by the window network on 4 windows at random offsets.
     "snr30-front-clipwin": (
         "cpu",
