@@ -96,6 +96,7 @@ def test_u_has_n_blocks_minus_one_dilated_layers_and_their_receptive_field(
 ) -> None:
     """u's depth follows n_blocks (the default 4 keeps the 3-layer u that runs were saved with):
     the output frame in the middle depends on exactly ``reach`` input frames."""
+    torch.manual_seed(0)
     net = _net(EnvNet)
     u = Generator(output="snr", front=front_spec(net), n_blocks=n_blocks).feature_net
     dilations = [m.dilation[0] for m in u.rest if isinstance(m, torch.nn.Conv1d)]
