@@ -79,18 +79,9 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "snr30-front-clip": ("cpu", _FRONT_CLIP),
     # The same with a wider, deeper u: 128 wide, 5 dilated layers (1.25 s of frames).
     "snr30-front-clip-deep": ("cpu", [*_FRONT_CLIP, "g_channels=16", "g_blocks=6"]),
-    # The same whole clips, scored by the window network on 4 windows at random offsets.
-    "snr30-front-clipwin": (
-        "cpu",
-        [
-            *_SNR,
-            "snr_db=30",
-            "g_front=true",
-            "segment_seconds=5",
-            "victim_crops=4",
-            "batch_size=4",
-        ],
-    ),
+    # The same whole clips, scored by the window network on 4 windows at random offsets (a
+    # later --set wins).
+    "snr30-front-clipwin": ("cpu", [*_FRONT_CLIP, "victim_view=windows", "victim_crops=4"]),
     "snr25": ("cpu", [*_SNR, "snr_db=25"]),
     "snr20": ("cpu", [*_SNR, "snr_db=20"]),
     "loud30-w1": ("cpu", [*_SNR, "snr_db=30", "loudness_range_db=10", "loudness_weight=1"]),
