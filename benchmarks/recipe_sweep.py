@@ -82,6 +82,10 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     # The same whole clips, scored by the window network on 4 windows at random offsets (a
     # later --set wins).
     "snr30-front-clipwin": ("cpu", [*_FRONT_CLIP, "victim_view=windows", "victim_crops=4"]),
+    # G as a complex mask on the input's own STFT (docs/recipe.md, eighth sweep): on the
+    # recipe's 1.6 s crops, and on whole 5 s clips scored as the front-end G's clip variant.
+    "snr30-spectral": ("cpu", [*_SNR, "snr_db=30", "g_spectral=true"]),
+    "snr30-spectral-clip": ("cpu", [*_FRONT_CLIP, "g_front=false", "g_spectral=true"]),
     "snr25": ("cpu", [*_SNR, "snr_db=25"]),
     "snr20": ("cpu", [*_SNR, "snr_db=20"]),
     "loud30-w1": ("cpu", [*_SNR, "snr_db=30", "loudness_range_db=10", "loudness_weight=1"]),

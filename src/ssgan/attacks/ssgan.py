@@ -60,9 +60,10 @@ class SSGANAttack(LearnedAttack):
         overlap: crossfade half-overlapping segments instead of butting them.
         chunk_segments: how many segments go through G at once (bounds memory).
         channels, n_down, n_blocks, block_kernel, max_delta, norm, output, snr_db,
-            loudness_range_db, context, grad_input, pattern_samples, front: the generator's shape
-            and output (see ``ssgan.models.generator.Generator``; ``front`` is a victim's
-            ``ssgan.models.front_end.front_spec``: ``fit`` copies that victim's front end). A
+            loudness_range_db, context, grad_input, pattern_samples, front, spectral: the
+            generator's shape and output (see ``ssgan.models.generator.Generator``; ``front`` is
+            a victim's ``ssgan.models.front_end.front_spec``: ``fit`` copies that victim's front
+            end; ``spectral``: G is a complex mask on the segment's STFT). A
             ``grad_input`` generator reads the victim's input gradient on the clip: one victim
             backward per call, so it queries the victim (its own row, "SSGAN + gradient",
             between SSGAN and FGM in cost).
@@ -114,6 +115,7 @@ class SSGANAttack(LearnedAttack):
         context: bool = False,
         pattern_samples: int = 0,
         front: tuple[int, ...] | list[int] = (),
+        spectral: bool = False,
         grad_input: bool = False,
         num_classes: int = 0,
         profile: str = "cpu",
@@ -157,6 +159,7 @@ class SSGANAttack(LearnedAttack):
         self.context = context
         self.pattern_samples = check_int("pattern_samples", pattern_samples, minimum=0)
         self.front = tuple(int(v) for v in front)
+        self.spectral = bool(spectral)
         self.grad_input = bool(grad_input)
         self.num_classes = check_int("num_classes", num_classes, minimum=0)
         # A conditional G is targeted only; the class attribute says "untargeted G".
@@ -197,6 +200,7 @@ class SSGANAttack(LearnedAttack):
             num_classes=self.num_classes,
             pattern_samples=self.pattern_samples,
             front=self.front,
+            spectral=self.spectral,
         )
 
     # ------------------------------------------------------------------ construction
@@ -222,6 +226,7 @@ class SSGANAttack(LearnedAttack):
             "context": generator.context is not None,
             "pattern_samples": generator.pattern_samples,
             "front": generator.front_spec,
+            "spectral": generator.spectral,
             "grad_input": generator.grad_input,
             "num_classes": generator.num_classes,
         }

@@ -46,6 +46,7 @@ def train_config(attack: SSGANAttack, seed: int) -> GANTrainConfig:
         g_pattern=attack.pattern_samples > 0,
         g_front=bool(attack.front),
         g_front_spec=attack.front,
+        g_spectral=attack.spectral,
         targeted=attack.num_classes > 0,
         n_classes=attack.num_classes,
         seed=seed,

@@ -31,6 +31,7 @@ from torch import nn
 
 from ssgan.models.front_end import FeatureMapNet, FrontEnd
 from ssgan.models.layout import waveform_map
+from ssgan.models.spectral import SpectralMask
 
 __all__ = ["DEFAULT_MAX_DELTA", "OUTPUTS", "Generator", "scale_to_snr"]
 
@@ -126,6 +127,10 @@ class Generator(nn.Module):
             layers: the default 4 gives 3); ``n_down`` and ``block_kernel`` are then unused.
             Needs ``output="snr"``; combines with ``num_classes`` only. Empty (default): the
             convolutional G above.
+        spectral: G is a complex mask on the segment's own STFT (``ssgan.models.spectral``):
+            ``ISTFT(M(x) * STFT(x))``, the network ``16 * channels`` wide with ``n_blocks - 1``
+            dilated layers over frames; ``n_down`` and ``block_kernel`` are then unused. Needs
+            ``output="snr"`` and no other option. False (default): the convolutional G above.
         norm: instance norm after each conv (AdvGAN's choice). Off by default: it doubled G's
             CPU time (64 vs 34 ms for a 5 s clip, best of 15, 2 shared cores, measured before
             the channels_last fix of ``ssgan.models.layout``) and the short trainings we ran
@@ -155,6 +160,7 @@ class Generator(nn.Module):
         num_classes: int = 0,
         pattern_samples: int = 0,
         front: tuple[int, ...] | list[int] = (),
+        spectral: bool = False,
     ) -> None:
         super().__init__()
         if num_classes < 0 or num_classes == 1:
@@ -213,6 +219,22 @@ class Generator(nn.Module):
         self.pattern: nn.Parameter | None = None
         self.loudness: nn.Linear | None = None
         self.feature_net: FeatureMapNet | None = None
+        self.spectral = bool(spectral)
+        self.spectral_mask: SpectralMask | None = None
+        if self.spectral:
+            options: dict[str, object] = {
+                "front": self.front_spec, "loudness_range_db": loudness_range_db,
+                "context": context, "grad_input": grad_input,
+                "pattern_samples": pattern_samples, "num_classes": num_classes,
+            }  # fmt: skip
+            if output != "snr" or any(options.values()) or n_blocks < 1:
+                given = ", ".join(f"{k}={v!r}" for k, v in options.items() if v)
+                raise ValueError(
+                    f"spectral=True needs output='snr', n_blocks >= 1 and no other option (got "
+                    f"output={output!r}, n_blocks={n_blocks}{', ' if given else ''}{given})"
+                )
+            self.spectral_mask = SpectralMask(16 * channels, layers=n_blocks - 1)
+            return
         if self.front_end is not None:
             if n_blocks < 2:
                 raise ValueError(f"front= needs n_blocks >= 2 (u's layers + 1), got {n_blocks}")
@@ -297,6 +319,10 @@ class Generator(nn.Module):
             )
         if self.front_end is not None:
             return self._forward_front(x, target)
+        if self.spectral_mask is not None:
+            if target is not None:
+                raise ValueError("this generator is not class-conditional: no target=")
+            return scale_to_snr(self.spectral_mask(x).float(), x, self.snr_db)
         if (target is None) != (self.target_embedding is None):
             need = "needs target=" if target is None else "is not class-conditional: no target="
             raise ValueError(f"this generator {need} (num_classes={self.num_classes})")

@@ -59,6 +59,8 @@ class GANTrainConfig:
     # u (ssgan.models.front_end); g_front_spec is filled from the victim when training starts.
     g_front: bool = False
     g_front_spec: tuple[int, ...] = ()
+    # G as a complex mask on the segment's own STFT (ssgan.models.spectral), 16 * g_channels wide.
+    g_spectral: bool = False
     grad_crops: int | None = 2
     # "tanh": the paper's bounded output; "snr": G's direction at exactly snr_db per segment.
     g_output: str = "tanh"
@@ -151,6 +153,13 @@ class GANTrainConfig:
                 "g_front=true needs g_output='snr' and none of g_grad, g_context, g_pattern, "
                 "loudness_range_db"
             )
+        if self.g_spectral and (self.g_output != "snr" or self.g_grad or self.g_context
+                                or self.g_pattern or self.g_front or self.loudness_range_db
+                                or self.targeted):  # fmt: skip
+            raise ValueError(
+                "g_spectral=true needs g_output='snr' and none of g_grad, g_context, g_pattern, "
+                "g_front, loudness_range_db, targeted"
+            )
         if self.g_front_spec and not self.g_front:
             raise ValueError("g_front_spec is set from the victim; it needs g_front=true")
         if self.grad_crops is not None and self.grad_crops < 1:
@@ -200,6 +209,7 @@ class GANTrainConfig:
             "num_classes": self.n_classes if self.targeted else 0,
             "pattern_samples": self.segment_samples if self.g_pattern else 0,
             "front": list(self.g_front_spec),
+            "spectral": self.g_spectral,
         }
 
 
@@ -238,6 +248,8 @@ PROFILES: dict[str, GANTrainConfig] = {
     # The recipe with G acting through a copy of the victim's front end (EnvNet, EnvNet-v2
     # victims only; docs/recipe.md, "G through the victim's front end"). u is 64 wide.
     "cpu-front": dataclasses.replace(_RECIPE, g_front=True),
+    # The recipe with G as a complex mask on the input's STFT (docs/recipe.md, eighth sweep).
+    "cpu-spectral": dataclasses.replace(_RECIPE, g_spectral=True),
     # The old CPU recipe (tanh bounded at 0.01, SNR hinge, D on, 4 clip crops), for comparison.
     "cpu-tanh": GANTrainConfig(
         epochs=30,
