@@ -211,3 +211,27 @@ def test_recipe_sweep(runs, tmp_path):
     assert 0.0 <= row["quietest_val"]["asr"] <= 1.0
     assert 0.0 <= row["fgm_val_asr"] <= 1.0
     assert "| snr30 | 2 |" in out.with_suffix(".md").read_text()
+
+
+def test_defence_table_robust_accuracy_and_a_mismatched_victim(tmp_path, capsys):
+    def summary(name: str, acc: float, asr: float, msnr: float | None) -> str:
+        folder = tmp_path / name
+        folder.mkdir()
+        data = {"acc": acc, "asr": asr, "msnr_db": msnr, "n": 80, "n_right": round(80 * acc),
+                "n_success": round(80 * acc * asr)}  # fmt: skip
+        (folder / "summary.json").write_text(json.dumps(data))
+        return str(folder)
+
+    a = summary("a", 0.75, 0.2, 30.0)
+    b = summary("b", 0.75, 0.0, None)
+    c = summary("c", 0.5, 0.5, 31.0)
+    out = tmp_path / "t.json"
+    defence = _load("defence_table")
+    argv = ["--out", str(out), "--eval", "V", "G", a, "--eval", "V", "PGD", b]
+    assert defence.main(argv) == 0
+    rows = json.loads(out.read_text())
+    assert rows["V"]["G"]["robust_acc"] == pytest.approx(0.6)
+    assert rows["V"]["PGD"]["robust_acc"] == pytest.approx(0.75)
+    assert "20.0 % / 30.0 dB / 60.0 %" in out.with_suffix(".md").read_text()
+    assert defence.main([*argv, "--eval", "V", "C&W", c]) == 2
+    assert "clean ACC 0.5 differs" in capsys.readouterr().err
