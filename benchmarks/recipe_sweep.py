@@ -86,6 +86,9 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     # recipe's 1.6 s crops, and on whole 5 s clips scored as the front-end G's clip variant.
     "snr30-spectral": ("cpu", [*_SNR, "snr_db=30", "g_spectral=true"]),
     "snr30-spectral-clip": ("cpu", [*_FRONT_CLIP, "g_front=false", "g_spectral=true"]),
+    # A curriculum on the SNR: the front-end G on whole clips trained at 20 dB in its first 100
+    # steps, 25 dB in the next, 30 dB from step 200 (validated at 30 dB throughout).
+    "snr30-front-clip-ramp": ("cpu", [*_FRONT_CLIP, "snr_start_db=20", "snr_ramp_epochs=2"]),
     "snr25": ("cpu", [*_SNR, "snr_db=25"]),
     "snr20": ("cpu", [*_SNR, "snr_db=20"]),
     "loud30-w1": ("cpu", [*_SNR, "snr_db=30", "loudness_range_db=10", "loudness_weight=1"]),

@@ -165,3 +165,34 @@ def test_training_victim_scores_fewer_crops_with_shared_weights() -> None:
     assert view(x).shape == victim(x).shape == (2, 3)
     with pytest.raises(ValueError, match="victim_crops=0"):
         GANTrainConfig(victim_crops=0)
+
+
+def test_snr_curriculum_trains_louder_first_and_validates_at_the_target(
+    tmp_path, monkeypatch
+) -> None:
+    import ssgan.training.gan as gan_module
+
+    config = dataclasses.replace(
+        TINY, epochs=4, g_output="snr", snr_db=30.0, snr_start_db=20.0, snr_ramp_epochs=2,
+        gamma=0.0, beta=0.0,
+    )  # fmt: skip
+    assert [config.training_snr_db(e) for e in range(4)] == [20.0, 25.0, 30.0, 30.0]
+    seen: list[float] = []
+    real_g_step = gan_module.g_step
+
+    def recording_g_step(state, *args, **kwargs):
+        seen.append(state.G.snr_db)
+        return real_g_step(state, *args, **kwargs)
+
+    monkeypatch.setattr(gan_module, "g_step", recording_g_step)
+    torch.manual_seed(0)
+    _train(tmp_path, "ramp", config)
+    assert seen == [20.0, 20.0, 25.0, 25.0, 30.0, 30.0, 30.0, 30.0]
+    metrics = [json.loads(line) for line in (tmp_path / "ramp" / "metrics.jsonl").open()]
+    assert len(metrics) == 4
+    assert all(m["val/snr_db"] == pytest.approx(30.0, abs=0.05) for m in metrics)
+    assert SSGANAttack.from_run(tmp_path / "ramp", checkpoint="last").generator.snr_db == 30.0
+    with pytest.raises(ValueError, match=r"snr_start_db=20\.0 needs"):
+        GANTrainConfig(snr_start_db=20.0)  # the paper's tanh output
+    with pytest.raises(ValueError, match="snr_ramp_epochs"):
+        GANTrainConfig(g_output="snr", snr_start_db=20.0)

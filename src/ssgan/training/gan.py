@@ -315,6 +315,7 @@ def _loop(
         for epoch in epochs:
             t0 = time.perf_counter()
             sums: dict[str, float] = {}
+            state.G.snr_db = config.training_snr_db(epoch)
             batches = crop_batches(len(clips), config, state.batch_rng)
             bar = tqdm(batches, desc=f"epoch {epoch + 1}", leave=False,
                        disable=not (progress and main))  # fmt: skip
@@ -331,6 +332,7 @@ def _loop(
                 losses.update(g_step(state, x, y, train_victim, grad=grad))
                 for k, v in losses.items():
                     sums[k] = sums.get(k, 0.0) + v
+            state.G.snr_db = config.snr_db  # validation and checkpoints at the target
             state.sched_G.step()
             if config.gamma > 0:  # without D its optimiser never steps
                 state.sched_D.step()

@@ -65,6 +65,10 @@ class GANTrainConfig:
     # "tanh": the paper's bounded output; "snr": G's direction at exactly snr_db per segment.
     g_output: str = "tanh"
     snr_db: float = 30.0
+    # A curriculum on the SNR (g_output="snr"): training starts at snr_start_db and rises
+    # linearly to snr_db over snr_ramp_epochs epochs; validation and checkpoints use snr_db.
+    snr_start_db: float | None = None
+    snr_ramp_epochs: int = 0
     # g_output="snr": G picks each segment's SNR in snr_db +- loudness_range_db, and the loss
     # adds loudness_weight * mean(snr_db + loudness_range_db - SNR) / 10 dB (quieter is better).
     loudness_range_db: float = 0.0
@@ -160,6 +164,11 @@ class GANTrainConfig:
                 "g_spectral=true needs g_output='snr' and none of g_grad, g_context, g_pattern, "
                 "g_front, loudness_range_db, targeted"
             )
+        if self.snr_start_db is not None and (self.g_output != "snr" or self.snr_ramp_epochs < 1):
+            raise ValueError(
+                f"snr_start_db={self.snr_start_db!r} needs g_output='snr' and snr_ramp_epochs "
+                f">= 1 (got {self.g_output!r}, {self.snr_ramp_epochs})"
+            )
         if self.g_front_spec and not self.g_front:
             raise ValueError("g_front_spec is set from the victim; it needs g_front=true")
         if self.grad_crops is not None and self.grad_crops < 1:
@@ -175,6 +184,13 @@ class GANTrainConfig:
                 f"crop_seconds={self.crop_seconds!r}: must be >= segment_seconds "
                 f"({self.segment_seconds}) or None"
             )
+
+    def training_snr_db(self, epoch: int) -> float:
+        """The SNR G trains at in 0-based ``epoch`` (the curriculum; ``snr_db`` without one)."""
+        if self.snr_start_db is None:
+            return self.snr_db
+        done = min(1.0, epoch / self.snr_ramp_epochs)
+        return self.snr_start_db + done * (self.snr_db - self.snr_start_db)
 
     @property
     def segment_samples(self) -> int:
