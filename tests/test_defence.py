@@ -141,3 +141,29 @@ def test_cli_trains_against_pgd(tmp_path: Path, capsys) -> None:
     assert record["adversarial"] == "pgd" and record["attack_config"]["steps"] == 1
     assert main([*argv[:-4], "--adversarial", "wobble", "--out", str(tmp_path / "e")]) == 2
     assert "--adversarial: adversarial='wobble'" in capsys.readouterr().err
+
+
+def test_cli_init_without_adversarial_fine_tunes_on_clean_crops(tmp_path: Path, capsys) -> None:
+    """The control of adversarial fine-tuning: the same fine-tune with no adversarial crops."""
+    from ssgan.cli import main
+
+    base = ["train", "victim", "--dataset", "esc10", "--root", "bundled", "--split", "fold:5",
+            "--profile", "smoke", "--set", "fc_width=32", "--set", f"window={TINY.window}",
+            "--set", "epochs=1", "--set", "n_crops=2"]  # fmt: skip
+    assert main([*base, "--out", str(tmp_path / "a")]) == 0
+    frozen = ["--set", "lr=1e-12", "--set", "weight_decay=0", "--set", "momentum=0",
+              "--set", "nesterov=false"]  # fmt: skip
+    assert main([*base, *frozen, "--init", str(tmp_path / "a"), "--out", str(tmp_path / "b")]) == 0
+    start = load_file(tmp_path / "a" / "last.safetensors")
+    tuned = load_file(tmp_path / "b" / "last.safetensors")
+    for k, v in start.items():
+        if "running" not in k and "num_batches" not in k:
+            torch.testing.assert_close(tuned[k], v, rtol=0, atol=1e-6)
+    record = json.loads((tmp_path / "b" / "adversarial.json").read_text())
+    assert record == {"adversarial": None, "fraction": 0.0, "attack_config": {},
+                      "init_from": str(tmp_path / "a")}  # fmt: skip
+    argv = [*base, "--adversarial-arg", "eps=1", "--out", str(tmp_path / "c")]
+    assert main(argv) == 2
+    assert "--adversarial-arg (or --set adversarial.KEY=VALUE) needs --adversarial" in (
+        capsys.readouterr().err
+    )

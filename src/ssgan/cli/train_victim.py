@@ -66,7 +66,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--init",
         default=None,
         metavar="RUN_V",
-        help="start from this victim run's last weights (fine-tuning) instead of from scratch",
+        help="start from this victim run's last weights (fine-tuning) instead of from scratch; "
+        "without --adversarial: clean fine-tuning, the control of adversarial fine-tuning",
     )
     parser.set_defaults(func=run, data_parallel=True)  # torchrun: docs/distributed.md
 
@@ -90,26 +91,27 @@ def run(args: argparse.Namespace) -> int:
         "n_train": len(train),
         "n_test": len(test),
     }
-    if args.adversarial is None:
-        if args.init or args.adversarial_arg:
-            print(
-                "ssgan: error: --init and --adversarial-arg (or --set adversarial.KEY=VALUE) "
-                "need --adversarial",
-                file=sys.stderr,
-            )
-            return 2
+    if args.adversarial is None and args.adversarial_arg:
+        print(
+            "ssgan: error: --adversarial-arg (or --set adversarial.KEY=VALUE) needs --adversarial",
+            file=sys.stderr,
+        )
+        return 2
+    if args.adversarial is None and not args.init:
         summary = train_victim(
             config, train, test, args.out, resume=args.resume, device=args.device,
             progress=True, dataset_info=info,
         )  # fmt: skip
-    else:
+    else:  # --init alone: clean fine-tuning, the control of adversarial fine-tuning
         from ssgan.training.defence import fine_tune_victim, load_adversary
 
+        adversary = None
         try:
-            adversary = load_adversary(
-                args.adversarial, attack_args=args.adversarial_arg,
-                fraction=args.adversarial_fraction, device=args.device,
-            )  # fmt: skip
+            if args.adversarial is not None:
+                adversary = load_adversary(
+                    args.adversarial, attack_args=args.adversarial_arg,
+                    fraction=args.adversarial_fraction, device=args.device,
+                )  # fmt: skip
         except ValueError as exc:
             print(f"ssgan: error: --adversarial: {exc}", file=sys.stderr)
             return 2

@@ -108,7 +108,7 @@ def fine_tune_victim(
     train_ds: ClipSource,
     test_ds: ClipSource,
     out_dir: str | Path,
-    adversary: Adversary,
+    adversary: Adversary | None,
     *,
     init_from: str | Path | None = None,
     resume: bool = False,
@@ -118,12 +118,16 @@ def fine_tune_victim(
     stop_after_epoch: int | None = None,
 ) -> dict[str, Any]:
     """``train_victim`` with ``adversary`` mixed into every batch, from ``init_from``'s ``last``
-    weights when given (fine-tuning) or from scratch; returns ``train_victim``'s summary."""
+    weights when given (fine-tuning) or from scratch; returns ``train_victim``'s summary.
+    ``adversary=None`` fine-tunes on clean crops only: the control that separates what the
+    adversarial crops do from what more training does. ``out_dir/adversarial.json`` records
+    which (``"adversarial": null, "fraction": 0`` for the control)."""
     out = Path(out_dir)
+    attack_config = getattr(None if adversary is None else adversary.attack, "config", None)
     record = {
-        "adversarial": adversary.name,
-        "fraction": adversary.fraction,
-        "attack_config": adversary.attack.config() if hasattr(adversary.attack, "config") else {},
+        "adversarial": None if adversary is None else adversary.name,
+        "fraction": 0.0 if adversary is None else adversary.fraction,
+        "attack_config": attack_config() if attack_config is not None else {},
         "init_from": None if init_from is None else str(init_from),
     }
     summary = train_victim(
