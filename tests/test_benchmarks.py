@@ -167,6 +167,73 @@ def test_gpu_session_schedule_on_cpu(tmp_path):
     assert not any(n.endswith(".safetensors") for n in names)
 
 
+def test_gpu_issues_schedule_on_cpu(tmp_path):
+    """The issues-16/17 GPU script's schedule on a CPU with tiny models: the victims sized to
+    their share, the generators stopped at their deadline, then the transfer matrices, noise and
+    targeted evaluations on the victims and generators trained here, and the results packed."""
+    import tarfile
+
+    gpu_issues = _load("gpu_issues")
+    work, out = tmp_path / "work", tmp_path / "out"
+    rc = gpu_issues.main(
+        [
+            "--data", str(Path(__file__).resolve().parent.parent / "src/ssgan/bundled"),
+            "--work", str(work), "--out", str(out), "--device", "cpu", "--profile", "smoke",
+            "--budget", "100", "--threads", "1", "--probe-epochs", "2", "--models",
+            "envnet,logmel", "--victim-epochs", "1000", "--victim-set", "window=5294",
+            "--victim-set", "fc_width=16", "--gan-epochs", "1000", "--gan-steps", "2",
+            "--gan-set", "val_clips=2", "--victim-share", "0.2", "--gan-share", "0.45",
+            "--no-robustness",
+        ]
+    )  # fmt: skip
+    assert rc == 0
+    events = json.loads((out / "session.json").read_text())
+    done = {e["model"]: e for e in events if e["event"] == "victim done"}
+    assert set(done) == {"envnet", "logmel"}
+    assert all(e["epochs"] < 1000 for e in done.values())  # resized to the share
+    stopped = {e["run"] for e in events if e["event"] == "generator stopped at the deadline"}
+    assert {"gan_envnet", "gan_logmel", "gan_targeted"} <= stopped
+    for attack in ("ssgan", "pgd", "cw"):
+        matrix = json.loads((work / f"transfer_{attack}" / "transfer.json").read_text())
+        assert attack in json.dumps(matrix)
+    assert (work / "targeted_ssgan_random" / "summary.json").is_file()
+    assert (work / "noise_logmel" / "summary.json").is_file()
+    with tarfile.open(out / "results.tar.gz") as tar:
+        names = set(tar.getnames())
+    assert {"transfer_cw/transfer.md", "victim_envnet/metrics.jsonl"} <= names
+    assert not any(n.endswith(".safetensors") for n in names)
+
+
+def test_gpu_issues_merges_robustness_rows(tmp_path):
+    """The two robustness processes' rows end in one table: SSGAN + EOT's stages are copied
+    beside the others and every row whose evaluation finished is written, no other."""
+    from types import SimpleNamespace
+
+    gpu_issues = _load("gpu_issues")
+    specs = ["mp3:kbps=128", "resample:rate_hz=8000"]
+
+    def summary(folder: Path, asr: float) -> None:
+        folder.mkdir(parents=True)
+        after = {t: {"asr": asr / 2, "acc": 0.5} for t in specs}
+        (folder / "summary.json").write_text(
+            json.dumps({"asr": asr, "msnr_db": 30.0, "acc": 0.8, "n": 80, "transforms": after})
+        )
+
+    summary(tmp_path / "rob_main" / "ssgan_1.6s_test", 0.2)
+    summary(tmp_path / "rob_main" / "cw_test", 0.9)
+    summary(tmp_path / "rob_eot" / "ssgan_1.6s_eot_test", 0.3)
+    (tmp_path / "rob_eot" / "ssgan_1.6s_eot").mkdir()
+    s = gpu_issues.Issues.__new__(gpu_issues.Issues)
+    s.args, s.work, s.events = SimpleNamespace(device="cpu"), tmp_path, []
+    s.note = lambda what, **fields: s.events.append({"event": what, **fields})
+    gpu_issues.merge_robustness(s)
+    assert s.events[-1] == {"event": "robustness table", "rows": ["ssgan", "ssgan-eot", "cw"]}
+    table = (tmp_path / "rob_main" / "robustness.md").read_text()
+    assert "SSGAN + EOT" in table and "C&W" in table and "PGD" not in table
+    assert "| 30.0 | 15.0 | 15.0 |" in table  # SSGAN + EOT: 30 % untransformed, 15 after each
+    assert (tmp_path / "rob_main" / "ssgan_1.6s_eot").is_dir()
+
+
 def test_loss_balance(runs, tmp_path, capsys):
     v_dir, _ = runs
     out = tmp_path / "loss_balance.json"
