@@ -216,7 +216,10 @@ def evaluate(s: Issues, victims: list[str]) -> None:
         ))  # fmt: skip
     if "envnet" in victims:
         targeted: list[tuple[str, str, list[str]]] = [
-            ("pgd", "random", pgd), ("cw", "random", cw), ("pgd", "least-likely", pgd)]
+            ("pgd", "random", pgd),
+            ("cw", "random", cw),
+            ("pgd", "least-likely", pgd),
+        ]
         if (s.work / "gan_targeted" / "last.json").is_file():
             targeted += [("ssgan", "random", []), ("ssgan", "least-likely", [])]
         for attack, target, sets in targeted:
