@@ -46,6 +46,9 @@ sys.path.insert(0, str(HERE))
 from gpu_session import Session, _environment, _gpu_monitor, _lines, wait_all  # noqa: E402
 
 VICTIMS = ("envnet", "envnetv2", "logmel")  # the order of the transfer matrix
+#: Per-model victim settings over the ``paper`` profile. EnvNet-v2's official lr 0.1 diverged
+#: on ESC-10 (NaN from epoch 21 on the H200; docs/targeted.md); 0.01 trained it.
+MODEL_SETS = {"envnetv2": ["lr=0.01"]}
 #: The front-end G on whole 5 s clips, scored by the clip victim (docs/recipe.md, seventh sweep).
 FRONT_CLIP = ["segment_seconds=5", "victim_view=clip", "victim_crops=5"]
 #: PGD-L2 at eps 1.0 is ~30 dB below a typical ESC-10 clip (docs/targeted.md).
@@ -64,7 +67,8 @@ class Issues(Session):
 
     def victim_cmd(self, model: str, epochs: int) -> list[str]:
         a = self.args
-        sets = [f"epochs={epochs}", "checkpoint_every=100000", *a.victim_set]
+        own = MODEL_SETS.get(model, []) if a.profile == "paper" else []
+        sets = [f"epochs={epochs}", "checkpoint_every=100000", *own, *a.victim_set]
         return self.ssgan(
             "train", "victim", *self.data(), "--model", model, "--profile", a.profile,
             "--out", str(self.victim_dir(model)), "--device", a.device,
@@ -236,7 +240,13 @@ def evaluate(s: Issues, victims: list[str]) -> None:
 def merge_robustness(s: Issues) -> None:
     """Both robustness processes' rows in one table (``robustness.{md,json,png,html}`` in
     ``rob_main``), from the evaluation stages that finished."""
-    from ssgan.reproduce_robustness import METHODS, _tag, write_robustness_table
+    from ssgan.reproduce_robustness import (
+        METHODS,
+        ROBUSTNESS_TRANSFORMS,
+        _tag,
+        write_robustness_table,
+    )
+    from ssgan.robustness import resolve_transforms
 
     main, eot = s.work / "rob_main", s.work / "rob_eot"
     for stage in ("ssgan_1.6s_eot", "ssgan_1.6s_eot_test"):
@@ -247,7 +257,8 @@ def merge_robustness(s: Issues) -> None:
         s.note("robustness: no row finished")
         return
     first = json.loads((main / f"{_tag(done[0])}_test" / "summary.json").read_text())
-    specs = list(first.get("transforms", {}))
+    rank = {t.spec: i for i, t in enumerate(resolve_transforms(ROBUSTNESS_TRANSFORMS))}
+    specs = sorted(first.get("transforms", {}), key=lambda t: rank.get(t, len(rank)))
     caption = (
         f"ASR (%) of each attack against EnvNet on ESC-10 fold:5 ({first.get('n', '?')} test "
         f"clips; profile cpu on {s.args.device}) after each channel transform"

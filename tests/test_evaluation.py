@@ -158,6 +158,16 @@ def test_victim_mode_restored_and_bad_arguments(tiny_victim) -> None:
     with pytest.raises(ValueError, match="expected x's shape"):
         evaluate_attack(Truncating(), tiny_victim, FakeDataset(2))
 
+    class OneNaNSample:
+        def __call__(self, model, x, y, *, target=None, generator=None):
+            out = x.clone()
+            out[:, 5] = math.nan
+            return out
+
+    # NaN audio changes the victim's decision: it must not be scored as a success
+    with pytest.raises(ValueError, match=r"non-finite samples \(NaN or inf\) for 1 clip"):
+        evaluate_attack(OneNaNSample(), tiny_victim, FakeDataset(2))
+
 
 def test_cli_evaluate_attack_end_to_end(tmp_path: Path, capsys) -> None:
     from ssgan.cli import main

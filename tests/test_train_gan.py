@@ -196,3 +196,19 @@ def test_snr_curriculum_trains_louder_first_and_validates_at_the_target(
         GANTrainConfig(snr_start_db=20.0)  # the paper's tanh output
     with pytest.raises(ValueError, match="snr_ramp_epochs"):
         GANTrainConfig(g_output="snr", snr_start_db=20.0)
+
+
+def test_a_diverged_training_stops_before_its_checkpoint(tmp_path) -> None:
+    """A victim with NaN weights makes every G loss NaN: the training stops at the end of its
+    first epoch with a clear error, and writes no checkpoint of the NaN generator."""
+    from ssgan.errors import TrainingDivergedError
+
+    torch.manual_seed(0)
+    victim = TinyVictim()
+    with torch.no_grad():
+        next(victim.parameters()).fill_(math.nan)
+    clips, labels = _data(8, 0)
+    with pytest.raises(TrainingDivergedError, match="diverged at epoch 1"):
+        train_gan(TINY, victim, (clips, labels), (clips[:4], labels[:4]), tmp_path / "g",
+                  progress=False)  # fmt: skip
+    assert not (tmp_path / "g" / "last.json").exists()

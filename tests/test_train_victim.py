@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -210,3 +211,29 @@ def test_make_batch_is_seeded_and_window_long() -> None:
     assert torch.equal(a, b)
     assert time_stretch(torch.arange(10.0), 2.0).shape == (20,)
     torch.testing.assert_close(time_stretch(torch.arange(10.0), 1.0), torch.arange(10.0))
+
+
+def test_a_diverged_training_stops_before_its_checkpoint(tmp_path: Path) -> None:
+    """A learning rate that blows the weights up ends the run with a clear error at the end of
+    the epoch, before a checkpoint of the NaN network is written."""
+    from ssgan.errors import TrainingDivergedError
+
+    train, test = _data()
+    cfg = dataclasses.replace(TINY, lr=1e30, bf16=False)
+    with pytest.raises(TrainingDivergedError, match=r"diverged at epoch 1 .*--set lr="):
+        train_victim(cfg, train, test, tmp_path / "r", progress=False)
+    assert not (tmp_path / "r" / "last.json").exists()
+
+
+def test_non_finite_weights_are_refused_at_load(run_dir: Path, tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    bad = tmp_path / "nan"
+    shutil.copytree(run_dir, bad)
+    tensors = load_file(str(bad / "last.safetensors"))
+    name = next(k for k, v in tensors.items() if v.is_floating_point())
+    tensors[name][0] = math.nan
+    save_file(tensors, str(bad / "last.safetensors"))
+    with pytest.raises(CheckpointError, match=r"last\.safetensors: non-finite weights in 1 "):
+        load_victim(bad)
+    load_victim(run_dir)  # the untouched run still loads

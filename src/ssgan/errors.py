@@ -35,5 +35,9 @@ class CheckpointError(SSGANError, ValueError):
     """A run directory or checkpoint that is missing, truncated, corrupted or of the wrong kind."""
 
 
+class TrainingDivergedError(SSGANError):
+    """A training whose loss or weights became non-finite (NaN or inf)."""
+
+
 class OutputError(SSGANError):
     """An output path that would overwrite an input or an existing result."""

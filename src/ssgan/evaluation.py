@@ -129,6 +129,25 @@ def _pick_examples(
     return successes[:n_ok] + failures[:n_fail]
 
 
+def checked_adversarial(x_adv: Any, x: Tensor, files: Sequence[str]) -> Tensor:
+    """``x_adv`` detached, after checking it is a tensor of ``x``'s shape with finite samples.
+
+    Non-finite audio (an attack on a victim with NaN weights, or one that diverged) would
+    otherwise change the victim's decision and be counted as a success.
+    """
+    if not isinstance(x_adv, Tensor) or x_adv.shape != x.shape:
+        got = tuple(x_adv.shape) if isinstance(x_adv, Tensor) else type(x_adv).__name__
+        raise ValueError(f"attack returned {got}, expected x's shape {tuple(x.shape)}")
+    finite = torch.isfinite(x_adv.detach()).flatten(1).all(dim=1)
+    if not bool(finite.all()):
+        bad = [f for f, ok in zip(files, finite.tolist(), strict=True) if not ok]
+        raise ValueError(
+            f"attack returned non-finite samples (NaN or inf) for {len(bad)} clip(s), first "
+            f"{bad[0]}: a victim or generator with non-finite weights, or a diverged attack"
+        )
+    return x_adv.detach()
+
+
 def evaluate_attack(
     attack: AttackLike | Callable[..., Tensor],
     victim: nn.Module,
@@ -205,10 +224,7 @@ def evaluate_attack(
                 clean_pred = victim(x).argmax(dim=1)
             with Timer(device) as timer:
                 x_adv = attack(victim, x, y, generator=generator)
-            if not isinstance(x_adv, Tensor) or x_adv.shape != x.shape:
-                got = tuple(x_adv.shape) if isinstance(x_adv, Tensor) else type(x_adv).__name__
-                raise ValueError(f"attack returned {got}, expected x's shape {tuple(x.shape)}")
-            x_adv = x_adv.detach()
+            x_adv = checked_adversarial(x_adv, x, [files[i] for i in batch])
             timing.add(timer.seconds, len(batch))
             with torch.no_grad():
                 adv_pred = victim(x_adv).argmax(dim=1)

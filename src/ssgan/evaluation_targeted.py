@@ -38,6 +38,7 @@ from ssgan.evaluation import (
     AttackLike,
     EvaluationResult,
     batches_by_length,
+    checked_adversarial,
     device_of,
     json_safe,
 )
@@ -97,7 +98,9 @@ def evaluate_targeted(
                 clean_logits = victim(x)
             t = choose_targets(target, y, n_classes=n_classes, logits=clean_logits,
                                generator=generator)  # fmt: skip
-            x_adv = attack(victim, x, y, target=t, generator=generator).detach()
+            x_adv = checked_adversarial(
+                attack(victim, x, y, target=t, generator=generator), x, [files[i] for i in batch]
+            )
             with torch.no_grad():
                 adv_pred = victim(x_adv).argmax(dim=1)
             snr = snr_db(x.cpu(), x_adv.cpu()).tolist()

@@ -129,6 +129,14 @@ def load_checkpoint(
         tensors = load_file(str(weights_path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"{weights_path}: truncated or corrupted weights ({exc})") from None
+    bad = [k for k, v in tensors.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        # A diverged training saves NaN weights; a victim of them answers one class for every
+        # input and an attack on it returns NaN audio, which would be scored as successes.
+        raise CheckpointError(
+            f"{weights_path}: non-finite weights in {len(bad)} tensor(s) ({', '.join(bad[:3])}): "
+            "the training diverged; retrain it (a lower learning rate, --set lr=...)"
+        )
     state = None
     if with_state:
         state_path = directory / f"{name}.state.pt"

@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 from ssgan import distributed
 from ssgan.config import to_dict
 from ssgan.data.segments import random_crops
-from ssgan.errors import CheckpointError, OutputError
+from ssgan.errors import CheckpointError, OutputError, TrainingDivergedError
 from ssgan.models.front_end import front_spec
 from ssgan.models.victim import victim_frozen
 from ssgan.training import parallel
@@ -342,6 +342,7 @@ def _loop(
             metrics: dict[str, float] = {
                 k: v / (len(batches) * world) for k, v in zip(keys, totals, strict=True)
             }
+            _check_diverged(state, metrics.get("g/loss", 0.0), state.epoch, out_dir)
             if val_clips:
                 metrics.update(validate(state, victim, val_clips, val_labels, device=device))
             metrics["lr"] = state.opt_G.param_groups[0]["lr"]
@@ -436,3 +437,16 @@ def train_gan(
         extra_meta=extra_meta or {},
     )
     return summary
+
+
+def _check_diverged(state: GANState, g_loss: float, epoch: int, out_dir: Path | None) -> None:
+    """Stop a diverged training (non-finite G loss or weights) before it writes a checkpoint:
+    the previous one stays. A victim with NaN weights makes every gradient NaN, for one."""
+    params = (p for net in (state.G, state.D) for p in net.parameters())
+    if math.isfinite(g_loss) and all(bool(torch.isfinite(p).all()) for p in params):
+        return
+    where = f"{out_dir}: " if out_dir is not None else ""
+    raise TrainingDivergedError(
+        f"{where}GAN training diverged at epoch {epoch} (mean G loss {g_loss}); no checkpoint "
+        "of it was written. Check the victim, or train again with a lower learning rate"
+    )
