@@ -104,3 +104,17 @@ def test_ddn_quietest_keeps_every_fooled_clip_and_is_never_louder(tiny_victim, c
     assert fooled.any()
     assert _fooled(tiny_victim, quiet, y)[fooled].all()
     assert (snr_db(x, quiet)[fooled] >= snr_db(x, plain)[fooled] - 1e-3).all()
+
+
+def test_quietest_scale_leaves_a_zero_perturbation_zero(tiny_victim, clean):
+    """A clip the attack before gave up on (zero delta) has no direction to rescale: it stays
+    the clean clip, never NaN (its norm ratio overflows float32; inf * 0 is NaN)."""
+    from ssgan.attacks.ddn import quietest_scale
+
+    x, y = clean
+    delta = torch.zeros_like(x)
+    delta[1] = 0.01 * torch.sign(x[1] + 1e-6)
+    out = quietest_scale(tiny_victim, x, y, None, delta)
+    assert torch.isfinite(out).all()
+    assert torch.equal(out[0], torch.zeros_like(out[0]))
+    assert out[1].abs().sum() > 0

@@ -128,10 +128,14 @@ def quietest_scale(
     tiny = torch.finfo(torch.float32).tiny
     x_norm = x.float().norm(dim=1).clamp_min(tiny)
     d_norm = delta.float().norm(dim=1).clamp_min(tiny)
+    # A zero delta (a clip the attack before gave up on) has no direction to scale: it stays
+    # zero. Its x_norm / tiny ratio overflows float32, and inf * 0 would be NaN audio.
+    has_direction = delta.flatten(1).ne(0).any(dim=1)
 
     def at(snr: Tensor) -> Tensor:
-        scale = x_norm / d_norm * 10.0 ** (-snr / 20.0)
-        return (x + delta * scale[:, None].to(delta.dtype)).clamp(-1.0, 1.0)
+        ratio = x_norm.double() / d_norm.double() * 10.0 ** (-snr.double() / 20.0)
+        scale = torch.where(has_direction, ratio, torch.zeros_like(ratio))
+        return (x + (delta.double() * scale[:, None]).to(delta.dtype)).clamp(-1.0, 1.0)
 
     def fooled(snr: Tensor) -> Tensor:
         with torch.no_grad():
