@@ -121,7 +121,9 @@ def train_victims(s: Issues) -> list[str]:
     return done
 
 
-def gan_cmd(s: Issues, name: str, victim: str, profile: str, sets: list[str], *extra: str):
+def gan_cmd(
+    s: Issues, name: str, victim: str, profile: str, sets: list[str], *extra: str
+) -> list[str]:
     a = s.args
     sets = [f"epochs={a.gan_epochs}", f"steps_per_epoch={a.gan_steps}",
             f"lr_halve_every={max(1, a.gan_epochs // 3)}", *sets, *a.gan_set]  # fmt: skip
@@ -314,12 +316,7 @@ def main(argv: list[str] | None = None) -> int:
             if md.name in ("transfer.md", "robustness.md"):
                 print(f"## {md.parent.name}\n" + md.read_text(encoding="utf-8"), flush=True)
     finally:
-        for name in list(s.procs):
-            s.stop(name)
-        if monitor is not None:
-            monitor.terminate()
-        s.note("end")
-        s.pack()
+        s.finish(monitor)
     return 0
 
 

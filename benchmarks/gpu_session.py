@@ -84,6 +84,15 @@ class Session:
         tmp.replace(self.out / "results.tar.gz")
         shutil.copy(self.work / "session.json", self.out / "session.json")
 
+    def finish(self, monitor: subprocess.Popen[bytes] | None) -> None:
+        """Stop every process and the GPU monitor, then pack what the session measured."""
+        for name in list(self.procs):
+            self.stop(name)
+        if monitor is not None:
+            monitor.terminate()
+        self.note("end")
+        self.pack()
+
     # ------------------------------------------------------------------ processes
     def start(self, name: str, cmd: list[str]) -> None:
         env = dict(os.environ)
@@ -373,12 +382,7 @@ def main(argv: list[str] | None = None) -> int:
         for table in sorted(s.work.glob("*/table2.md")):
             print(f"## {table.parent.name}\n" + table.read_text(encoding="utf-8"), flush=True)
     finally:
-        for name in list(s.procs):
-            s.stop(name)
-        if monitor is not None:
-            monitor.terminate()
-        s.note("end")
-        s.pack()
+        s.finish(monitor)
     return 0
 
 

@@ -133,9 +133,8 @@ def quietest_scale(
     has_direction = delta.flatten(1).ne(0).any(dim=1)
 
     def at(snr: Tensor) -> Tensor:
-        ratio = x_norm.double() / d_norm.double() * 10.0 ** (-snr.double() / 20.0)
-        scale = torch.where(has_direction, ratio, torch.zeros_like(ratio))
-        return (x + (delta.double() * scale[:, None]).to(delta.dtype)).clamp(-1.0, 1.0)
+        scale = torch.where(has_direction, x_norm / d_norm * 10.0 ** (-snr / 20.0), 0.0)
+        return (x + delta * scale[:, None].to(delta.dtype)).clamp(-1.0, 1.0)
 
     def fooled(snr: Tensor) -> Tensor:
         with torch.no_grad():
