@@ -20,13 +20,14 @@ from typing import Any
 
 
 def _cell(summary: dict[str, Any]) -> dict[str, float | int | None]:
-    acc, asr = float(summary["acc"]), float(summary["asr"])
-    msnr = summary.get("msnr_db")
+    acc, msnr = float(summary["acc"]), summary.get("msnr_db")
+    # no clip right: ASR is undefined (None in summary.json), nothing is kept right either
+    asr = None if summary["asr"] is None else float(summary["asr"])
     return {
         "acc": acc,
         "asr": asr,
         "msnr_db": None if msnr is None else float(msnr),
-        "robust_acc": acc * (1.0 - asr),
+        "robust_acc": acc * (1.0 - (asr or 0.0)),
         "n": int(summary["n"]),
         "n_right": int(summary["n_right"]),
         "n_success": int(summary["n_success"]),
@@ -45,7 +46,8 @@ def table(rows: dict[str, dict[str, dict[str, Any]]], attacks: list[str]) -> str
                 line.append("–")
                 continue
             msnr = "–" if c["msnr_db"] is None else f"{c['msnr_db']:.1f} dB"
-            line.append(f"{100 * c['asr']:.1f} % / {msnr} / {100 * c['robust_acc']:.1f} %")
+            asr = "–" if c["asr"] is None else f"{100 * c['asr']:.1f} %"
+            line.append(f"{asr} / {msnr} / {100 * c['robust_acc']:.1f} %")
         out.append("| " + " | ".join(line) + " |")
     return "\n".join(out)
 

@@ -11,15 +11,18 @@ a user runs; this script only schedules them against the budget (``gpu_session.S
    (the learning-rate milestones are fractions of the epochs, so the schedule keeps its shape).
 2. **Generators** (in parallel until ``--gan-share``): one untargeted generator per victim (the
    front-end G on whole clips for the two EnvNets, the ``cpu`` recipe for the log-mel CNN, as
-   in docs/targeted.md), the class-conditional G against EnvNet, and ``ssgan reproduce
-   robustness`` against EnvNet in two processes (SSGAN + the per-example rows; SSGAN + EOT).
+   in docs/targeted.md), the class-conditional G against EnvNet (not with ``--no-targeted``),
+   and ``ssgan reproduce robustness`` against EnvNet, one process per row of its table.
    A generator still training at the deadline is stopped: its ``last`` checkpoint (the end of
    its last whole epoch, the lr halving every few epochs whatever the count) is what is
    evaluated; a robustness process is restarted with ``--set gan.epochs=k`` so that its own
    evaluations run on that checkpoint.
 3. **Evaluations** (in parallel until the end): ``ssgan reproduce transfer`` for SSGAN, PGD and
    C&W (one process each), targeted SSGAN / PGD / C&W on EnvNet, Gaussian noise at 30 dB on each
-   victim, and the merged robustness table.
+   victim, and the robustness rows merged into one table (``robustness/``).
+
+With ``--defence``, the defence table (``benchmarks/gpu_defence.py``) runs beside phases 2 and 3
+as soon as EnvNet is trained.
 
 Everything small the runs write (tables, summaries, metrics.jsonl, logs; no weights) is packed
 into ``OUT/results.tar.gz`` after each phase, so a run cut short still returns what it measured.
@@ -37,12 +40,14 @@ import argparse
 import json
 import shutil
 import sys
+import threading
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from gpu_defence import run_defence  # noqa: E402
 from gpu_session import Session, _environment, _gpu_monitor, _lines, wait_all  # noqa: E402
 
 VICTIMS = ("envnet", "envnetv2", "logmel")  # the order of the transfer matrix
@@ -161,12 +166,12 @@ def train_generators(s: Issues, victims: list[str]) -> dict[str, list[str]]:
             gans[f"gan_{v}"] = gan_cmd(s, f"gan_{v}", v, plain, [])
         else:
             gans[f"gan_{v}"] = gan_cmd(s, f"gan_{v}", v, front, clip)
-    if "envnet" in victims:
+    if "envnet" in victims and not a.no_targeted:
         gans["gan_targeted"] = gan_cmd(s, "gan_targeted", "envnet", front, [], "--targeted")
     robust: dict[str, list[str]] = {}
-    if "envnet" in victims and not a.no_robustness:
-        robust["rob_main"] = robustness_cmd(s, "rob_main", "ssgan,pgd,pgd-eot,cw,uap")
-        robust["rob_eot"] = robustness_cmd(s, "rob_eot", "ssgan-eot")
+    if "envnet" in victims:
+        for method in a.robustness_methods.split(",") if a.robustness_methods else []:
+            robust[f"rob_{method}"] = robustness_cmd(s, f"rob_{method}", method)
     for name, cmd in {**gans, **robust}.items():
         s.start(name, cmd)
     deadline = a.budget * a.gan_share
@@ -179,7 +184,9 @@ def train_generators(s: Issues, victims: list[str]) -> dict[str, list[str]]:
             k = json.loads(meta.read_text())["epoch"] if meta.is_file() else None
             s.note("generator stopped at the deadline", run=name, epochs=k)
     for name, cmd in robust.items():
-        gan_dir = s.work / name / ("ssgan_1.6s_eot" if name == "rob_eot" else "ssgan_1.6s")
+        if name not in ("rob_ssgan", "rob_ssgan-eot"):
+            continue  # no generator: its evaluation runs on
+        gan_dir = s.work / name / ("ssgan_1.6s_eot" if name == "rob_ssgan-eot" else "ssgan_1.6s")
         meta = gan_dir / "last.json"
         if not s.running(name) or (gan_dir / "DONE").is_file():
             continue
@@ -220,7 +227,7 @@ def evaluate(s: Issues, victims: list[str]) -> None:
             *s.victim_args(v), *s.data(), "--out", str(s.work / f"noise_{v}"),
             "--device", a.device, "--batch-size", str(a.eval_batch), *quick,
         ))  # fmt: skip
-    if "envnet" in victims:
+    if "envnet" in victims and not a.no_targeted:
         targeted: list[tuple[str, str, list[str]]] = [
             ("pgd", "random", pgd),
             ("cw", "random", cw),
@@ -240,8 +247,8 @@ def evaluate(s: Issues, victims: list[str]) -> None:
 
 
 def merge_robustness(s: Issues) -> None:
-    """Both robustness processes' rows in one table (``robustness.{md,json,png,html}`` in
-    ``rob_main``), from the evaluation stages that finished."""
+    """The robustness processes' rows (one process per attack, ``rob_<method>``) in one table,
+    ``robustness/robustness.{md,json,png,html}``, from the evaluation stages that finished."""
     from ssgan.reproduce_robustness import (
         METHODS,
         ROBUSTNESS_TRANSFORMS,
@@ -250,22 +257,23 @@ def merge_robustness(s: Issues) -> None:
     )
     from ssgan.robustness import resolve_transforms
 
-    main, eot = s.work / "rob_main", s.work / "rob_eot"
-    for stage in ("ssgan_1.6s_eot", "ssgan_1.6s_eot_test"):
-        if (eot / stage).is_dir() and not (main / stage).exists():
-            shutil.copytree(eot / stage, main / stage)
-    done = [m for m in METHODS if (main / f"{_tag(m)}_test" / "summary.json").is_file()]
+    merged = s.work / "robustness"
+    for method in METHODS:
+        stage = s.work / f"rob_{method}" / f"{_tag(method)}_test"
+        if (stage / "summary.json").is_file() and not (merged / stage.name).exists():
+            shutil.copytree(stage, merged / stage.name)
+    done = [m for m in METHODS if (merged / f"{_tag(m)}_test" / "summary.json").is_file()]
     if not done:
         s.note("robustness: no row finished")
         return
-    first = json.loads((main / f"{_tag(done[0])}_test" / "summary.json").read_text())
+    first = json.loads((merged / f"{_tag(done[0])}_test" / "summary.json").read_text())
     rank = {t.spec: i for i, t in enumerate(resolve_transforms(ROBUSTNESS_TRANSFORMS))}
     specs = sorted(first.get("transforms", {}), key=lambda t: rank.get(t, len(rank)))
     caption = (
         f"ASR (%) of each attack against EnvNet on ESC-10 fold:5 ({first.get('n', '?')} test "
         f"clips; profile cpu on {s.args.device}) after each channel transform"
     )
-    write_robustness_table(main, done, specs, caption)
+    write_robustness_table(merged, done, specs, caption)
     s.note("robustness table", rows=done)
 
 
@@ -290,7 +298,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pgd-steps", type=int, default=20)
     p.add_argument("--cw-steps", type=int, default=100)
     p.add_argument("--cw-search", type=int, default=3)
-    p.add_argument("--no-robustness", action="store_true")
+    p.add_argument(
+        "--robustness-methods", default="ssgan,ssgan-eot,pgd,pgd-eot,cw,uap",
+        help="rows of the robustness table, one process each ('' = none)",
+    )  # fmt: skip
+    p.add_argument("--no-targeted", action="store_true", help="no conditional G, no targeted")
+    p.add_argument("--defence", action="store_true", help="the defence table (gpu_defence.py)")
+    p.add_argument("--defence-gan-epochs", type=int, default=10, help="x 100 generator steps")
+    p.add_argument("--defence-parallel", type=int, default=8, help="defence jobs at a time")
     p.add_argument("--victim-set", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--gan-set", action="append", default=[], metavar="KEY=VALUE")
     args = p.parse_args(argv)
@@ -301,6 +316,10 @@ def main(argv: list[str] | None = None) -> int:
         _environment(s)
         victims = train_victims(s)
         s.pack()
+        defence = None
+        if args.defence and "envnet" in victims:
+            defence = threading.Thread(target=run_defence, args=(s, args.budget - 15))
+            defence.start()
         if victims:
             robust = train_generators(s, victims)
             evaluate(s, victims)
@@ -311,9 +330,11 @@ def main(argv: list[str] | None = None) -> int:
                 time.sleep(2)
             if robust:
                 merge_robustness(s)
+        if defence is not None:
+            defence.join(timeout=max(0.0, args.budget - 8 - s.now()))
         wait_all(s, args.budget - 5)
         for md in sorted(s.work.glob("*/*.md")):
-            if md.name in ("transfer.md", "robustness.md"):
+            if md.name in ("transfer.md", "robustness.md", "defence.md"):
                 print(f"## {md.parent.name}\n" + md.read_text(encoding="utf-8"), flush=True)
     finally:
         s.finish(monitor)

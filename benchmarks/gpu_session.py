@@ -37,6 +37,7 @@ import signal
 import subprocess
 import sys
 import tarfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,7 @@ class Session:
         self.events: list[dict[str, Any]] = []
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.reported: set[str] = set()
+        self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ bookkeeping
     def now(self) -> float:
@@ -67,10 +69,11 @@ class Session:
         return self.args.budget - self.now()
 
     def note(self, what: str, **fields: Any) -> None:
-        event = {"t": round(self.now(), 1), "event": what, **fields}
-        self.events.append(event)
-        print(json.dumps(event), flush=True)
-        (self.work / "session.json").write_text(json.dumps(self.events, indent=1))
+        with self._lock:  # a phase may run in a thread of its own
+            event = {"t": round(self.now(), 1), "event": what, **fields}
+            self.events.append(event)
+            print(json.dumps(event), flush=True)
+            (self.work / "session.json").write_text(json.dumps(self.events, indent=1))
 
     def pack(self) -> None:
         """``OUT/results.tar.gz`` with every small text file under the work folder."""

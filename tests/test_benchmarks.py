@@ -183,7 +183,7 @@ def test_gpu_issues_schedule_on_cpu(tmp_path):
             "envnet,logmel", "--victim-epochs", "1000", "--victim-set", "window=5294",
             "--victim-set", "fc_width=16", "--gan-epochs", "1000", "--gan-steps", "2",
             "--gan-set", "val_clips=2", "--victim-share", "0.2", "--gan-share", "0.45",
-            "--no-robustness",
+            "--robustness-methods", "",
         ]
     )  # fmt: skip
     assert rc == 0
@@ -205,8 +205,8 @@ def test_gpu_issues_schedule_on_cpu(tmp_path):
 
 
 def test_gpu_issues_merges_robustness_rows(tmp_path):
-    """The two robustness processes' rows end in one table: SSGAN + EOT's stages are copied
-    beside the others and every row whose evaluation finished is written, no other."""
+    """The robustness processes' rows (one process per attack) end in one table: every row
+    whose evaluation finished is copied beside the others and written, no other."""
     from types import SimpleNamespace
 
     gpu_issues = _load("gpu_issues")
@@ -219,19 +219,19 @@ def test_gpu_issues_merges_robustness_rows(tmp_path):
             json.dumps({"asr": asr, "msnr_db": 30.0, "acc": 0.8, "n": 80, "transforms": after})
         )
 
-    summary(tmp_path / "rob_main" / "ssgan_1.6s_test", 0.2)
-    summary(tmp_path / "rob_main" / "cw_test", 0.9)
-    summary(tmp_path / "rob_eot" / "ssgan_1.6s_eot_test", 0.3)
-    (tmp_path / "rob_eot" / "ssgan_1.6s_eot").mkdir()
+    summary(tmp_path / "rob_ssgan" / "ssgan_1.6s_test", 0.2)
+    summary(tmp_path / "rob_cw" / "cw_test", 0.9)
+    summary(tmp_path / "rob_ssgan-eot" / "ssgan_1.6s_eot_test", 0.3)
+    (tmp_path / "rob_pgd" / "pgd_test").mkdir(parents=True)  # still being evaluated
     s = gpu_issues.Issues.__new__(gpu_issues.Issues)
     s.args, s.work, s.events = SimpleNamespace(device="cpu"), tmp_path, []
     s.note = lambda what, **fields: s.events.append({"event": what, **fields})
     gpu_issues.merge_robustness(s)
     assert s.events[-1] == {"event": "robustness table", "rows": ["ssgan", "ssgan-eot", "cw"]}
-    table = (tmp_path / "rob_main" / "robustness.md").read_text()
+    table = (tmp_path / "robustness" / "robustness.md").read_text()
     assert "SSGAN + EOT" in table and "C&W" in table and "PGD" not in table
     assert "| 30.0 | 15.0 | 15.0 |" in table  # SSGAN + EOT: 30 % untransformed, 15 after each
-    assert (tmp_path / "rob_main" / "ssgan_1.6s_eot").is_dir()
+    assert (tmp_path / "robustness" / "cw_test" / "summary.json").is_file()
 
 
 def test_loss_balance(runs, tmp_path, capsys):
@@ -302,3 +302,65 @@ def test_defence_table_robust_accuracy_and_a_mismatched_victim(tmp_path, capsys)
     assert "20.0 % / 30.0 dB / 60.0 %" in out.with_suffix(".md").read_text()
     assert defence.main([*argv, "--eval", "V", "C&W", c]) == 2
     assert "clean ACC 0.5 differs" in capsys.readouterr().err
+    # a victim that gets no clip right: ASR undefined, robust accuracy 0
+    none = tmp_path / "none"
+    none.mkdir()
+    (none / "summary.json").write_text(json.dumps(
+        {"acc": 0.0, "asr": None, "msnr_db": None, "n": 80, "n_right": 0, "n_success": 0}))  # fmt: skip
+    assert defence.main(["--out", str(out), "--eval", "W", "G", str(none)]) == 0
+    assert json.loads(out.read_text())["W"]["G"]["robust_acc"] == 0.0
+    assert "| W | 0.0 % | – / – / 0.0 % |" in out.with_suffix(".md").read_text()
+
+
+def test_gpu_defence_runs_jobs_in_dependency_order_and_skips_what_a_failure_blocks(tmp_path):
+    """The defence phase's scheduler with stand-in commands: every command is a real ``ssgan``
+    command line (it parses), jobs start only after what they need succeeded, a failed
+    fine-tune skips its evaluations and re-trained generator, and the table gets the cells
+    that finished."""
+    from types import SimpleNamespace
+
+    from ssgan.cli import build_parser
+
+    gpu_defence = _load("gpu_defence")
+    gpu_session = _load("gpu_session")
+    args = SimpleNamespace(
+        profile="paper", defence_gan_epochs=10, gan_set=[], victim_set=[], eval_batch=40,
+        device="cpu", defence_parallel=3, budget=60.0, threads=1,
+    )  # fmt: skip
+    s = gpu_session.Session.__new__(gpu_session.Session)
+    gpu_session.Session.__init__(s, SimpleNamespace(**vars(args), work=tmp_path, out=tmp_path / "o"))
+    s.victim_dir = lambda model: tmp_path / f"victim_{model}"
+    s.data = lambda: ["--dataset", "esc10", "--root", "R", "--split", "fold:5"]
+    s.ssgan = lambda *argv: list(argv)
+    todo, cells = gpu_defence.jobs(s)
+    for job in todo.values():
+        build_parser().parse_args(job.cmd)  # exits on an unknown flag
+    assert len(cells) == 4 * 5 and len(todo) == 1 + 3 + 3 + 4 * 4 + 3
+
+    order: list[str] = []
+
+    def fake(*argv: str) -> list[str]:
+        out = Path(argv[argv.index("--out") + 1])
+        if out.name == "victim_pgd":  # this fine-tune fails
+            return [sys.executable, "-c", "raise SystemExit(3)"]
+        summary = {"acc": 0.8, "asr": 0.25, "msnr_db": 30.0, "n": 80, "n_right": 64, "n_success": 16}
+        code = (f"import json, pathlib; p = pathlib.Path({str(out)!r}); p.mkdir(parents=True); "
+                f"(p / 'summary.json').write_text({json.dumps(summary)!r})")  # fmt: skip
+        return [sys.executable, "-c", code]
+
+    s.ssgan = fake
+    real_start = s.start
+    s.start = lambda name, cmd: (order.append(name), real_start(name, cmd))
+    gpu_defence.run_defence(s, until=50.0)
+    assert order.index("def_gan_fixed") < order.index("def_victim_ssgan")
+    assert order.index("def_victim_clean") < order.index("def_gan_vs_clean")
+    assert order.index("def_gan_vs_clean") < order.index("def_eval_clean_ssgan_retrained")
+    assert not [n for n in order if n.startswith(("def_eval_pgd", "def_gan_vs_pgd"))]
+    skipped = {e["name"] for e in s.events if e["event"] == "defence job skipped"}
+    assert skipped == {n for n in todo if n.startswith(("def_eval_pgd", "def_gan_vs_pgd"))} | {
+        "def_eval_pgd_ssgan_retrained"
+    }
+    rows = json.loads((tmp_path / "defence" / "defence.json").read_text())
+    assert set(rows) == {"EnvNet (this session)", "+ clean fine-tune (control)",
+                         "+ SSGAN-crop fine-tune"}  # fmt: skip
+    assert len(rows["+ clean fine-tune (control)"]) == 5
