@@ -328,7 +328,9 @@ def test_gpu_defence_runs_jobs_in_dependency_order_and_skips_what_a_failure_bloc
         device="cpu", defence_parallel=3, budget=60.0, threads=1,
     )  # fmt: skip
     s = gpu_session.Session.__new__(gpu_session.Session)
-    gpu_session.Session.__init__(s, SimpleNamespace(**vars(args), work=tmp_path, out=tmp_path / "o"))
+    gpu_session.Session.__init__(
+        s, SimpleNamespace(**vars(args), work=tmp_path, out=tmp_path / "o")
+    )
     s.victim_dir = lambda model: tmp_path / f"victim_{model}"
     s.data = lambda: ["--dataset", "esc10", "--root", "R", "--split", "fold:5"]
     s.ssgan = lambda *argv: list(argv)
@@ -343,7 +345,14 @@ def test_gpu_defence_runs_jobs_in_dependency_order_and_skips_what_a_failure_bloc
         out = Path(argv[argv.index("--out") + 1])
         if out.name == "victim_pgd":  # this fine-tune fails
             return [sys.executable, "-c", "raise SystemExit(3)"]
-        summary = {"acc": 0.8, "asr": 0.25, "msnr_db": 30.0, "n": 80, "n_right": 64, "n_success": 16}
+        summary = {
+            "acc": 0.8,
+            "asr": 0.25,
+            "msnr_db": 30.0,
+            "n": 80,
+            "n_right": 64,
+            "n_success": 16,
+        }
         code = (f"import json, pathlib; p = pathlib.Path({str(out)!r}); p.mkdir(parents=True); "
                 f"(p / 'summary.json').write_text({json.dumps(summary)!r})")  # fmt: skip
         return [sys.executable, "-c", code]
