@@ -60,7 +60,8 @@ class SSGANAttack(LearnedAttack):
         overlap: crossfade half-overlapping segments instead of butting them.
         chunk_segments: how many segments go through G at once (bounds memory).
         channels, n_down, n_blocks, block_kernel, max_delta, norm, output, snr_db,
-            loudness_range_db, context, grad_input, pattern_samples, front, spectral: the
+            loudness_range_db, context, grad_input, pattern_samples, front, spectral,
+            lowpass_hz: the
             generator's shape and output (see ``ssgan.models.generator.Generator``; ``front`` is
             a victim's ``ssgan.models.front_end.front_spec``: ``fit`` copies that victim's front
             end; ``spectral``: G is a complex mask on the segment's STFT). A
@@ -116,6 +117,7 @@ class SSGANAttack(LearnedAttack):
         pattern_samples: int = 0,
         front: tuple[int, ...] | list[int] = (),
         spectral: bool = False,
+        lowpass_hz: float = 0.0,
         grad_input: bool = False,
         num_classes: int = 0,
         profile: str = "cpu",
@@ -160,6 +162,7 @@ class SSGANAttack(LearnedAttack):
         self.pattern_samples = check_int("pattern_samples", pattern_samples, minimum=0)
         self.front = tuple(int(v) for v in front)
         self.spectral = bool(spectral)
+        self.lowpass_hz = float(lowpass_hz)
         self.grad_input = bool(grad_input)
         self.num_classes = check_int("num_classes", num_classes, minimum=0)
         # A conditional G is targeted only; the class attribute says "untargeted G".
@@ -201,6 +204,7 @@ class SSGANAttack(LearnedAttack):
             pattern_samples=self.pattern_samples,
             front=self.front,
             spectral=self.spectral,
+            lowpass_hz=self.lowpass_hz,
         )
 
     # ------------------------------------------------------------------ construction
@@ -227,6 +231,7 @@ class SSGANAttack(LearnedAttack):
             "pattern_samples": generator.pattern_samples,
             "front": generator.front_spec,
             "spectral": generator.spectral,
+            "lowpass_hz": generator.lowpass_hz,
             "grad_input": generator.grad_input,
             "num_classes": generator.num_classes,
         }

@@ -47,6 +47,7 @@ def train_config(attack: SSGANAttack, seed: int) -> GANTrainConfig:
         g_front=bool(attack.front),
         g_front_spec=attack.front,
         g_spectral=attack.spectral,
+        g_lowpass_hz=attack.lowpass_hz,
         targeted=attack.num_classes > 0,
         n_classes=attack.num_classes,
         seed=seed,

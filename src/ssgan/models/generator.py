@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ssgan.models.band import low_pass
 from ssgan.models.front_end import FeatureMapNet, FrontEnd
 from ssgan.models.layout import waveform_map
 from ssgan.models.spectral import SpectralMask
@@ -131,6 +132,10 @@ class Generator(nn.Module):
             ``ISTFT(M(x) * STFT(x))``, the network ``16 * channels`` wide with ``n_blocks - 1``
             dilated layers over frames; ``n_down`` and ``block_kernel`` are then unused. Needs
             ``output="snr"`` and no other option. False (default): the convolutional G above.
+        lowpass_hz: > 0 removes every frequency above it from G's output before the exact-SNR
+            scaling (``ssgan.models.band.low_pass``), so the whole budget lies in the band a
+            channel keeps (3800 for resampling to 8 kHz). Needs ``output="snr"``; 0 (default):
+            the full band.
         norm: instance norm after each conv (AdvGAN's choice). Off by default: it doubled G's
             CPU time (64 vs 34 ms for a 5 s clip, best of 15, 2 shared cores, measured before
             the channels_last fix of ``ssgan.models.layout``) and the short trainings we ran
@@ -161,8 +166,17 @@ class Generator(nn.Module):
         pattern_samples: int = 0,
         front: tuple[int, ...] | list[int] = (),
         spectral: bool = False,
+        lowpass_hz: float = 0.0,
     ) -> None:
         super().__init__()
+        if lowpass_hz < 0 or (lowpass_hz > 0 and output != "snr"):
+            raise ValueError(
+                f"lowpass_hz must be >= 0, and > 0 only with output='snr', got {lowpass_hz!r} "
+                f"with output={output!r}"
+            )
+        if lowpass_hz > 0:
+            low_pass(torch.zeros(1, 2), lowpass_hz)  # a cutoff at or past Nyquist fails here
+        self.lowpass_hz = float(lowpass_hz)
         if num_classes < 0 or num_classes == 1:
             raise ValueError(f"num_classes must be 0 (unconditional) or >= 2, got {num_classes}")
         self.num_classes = int(num_classes)
@@ -322,7 +336,7 @@ class Generator(nn.Module):
         if self.spectral_mask is not None:
             if target is not None:
                 raise ValueError("this generator is not class-conditional: no target=")
-            return scale_to_snr(self.spectral_mask(x).float(), x, self.snr_db)
+            return scale_to_snr(self._band(self.spectral_mask(x).float()), x, self.snr_db)
         if (target is None) != (self.target_embedding is None):
             need = "needs target=" if target is None else "is not class-conditional: no target="
             raise ValueError(f"this generator {need} (num_classes={self.num_classes})")
@@ -366,8 +380,11 @@ class Generator(nn.Module):
             out = out + self.pattern.float().repeat(1, repeats)[:, :padded]
         out = out[:, :time]
         if self.output == "snr":
-            return scale_to_snr(out, x, snr)
+            return scale_to_snr(self._band(out), x, snr)
         return self.max_delta * torch.tanh(out)
+
+    def _band(self, out: torch.Tensor) -> torch.Tensor:
+        return low_pass(out, self.lowpass_hz) if self.lowpass_hz > 0 else out
 
     def _forward_front(self, x: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
         assert self.front_end is not None and self.feature_net is not None
@@ -384,7 +401,7 @@ class Generator(nn.Module):
         p, saved, winners = self.front_end(h)
         u = self.feature_net(p.to(h.dtype), target).float()
         out = self.front_end.transpose(u, saved, winners)[:, :time]
-        return scale_to_snr(out.float(), x, self.snr_db)
+        return scale_to_snr(self._band(out.float()), x, self.snr_db)
 
     def load_front(self, victim: nn.Module) -> None:
         """Copy the victim's front end into a ``front=`` G (done when training starts)."""

@@ -61,6 +61,9 @@ class GANTrainConfig:
     g_front_spec: tuple[int, ...] = ()
     # G as a complex mask on the segment's own STFT (ssgan.models.spectral), 16 * g_channels wide.
     g_spectral: bool = False
+    # > 0: G's output low-passed at this frequency before the exact-SNR scaling (needs
+    # g_output="snr"), so all of its loudness lies in the band a channel keeps.
+    g_lowpass_hz: float = 0.0
     grad_crops: int | None = 2
     # "tanh": the paper's bounded output; "snr": G's direction at exactly snr_db per segment.
     g_output: str = "tanh"
@@ -164,6 +167,8 @@ class GANTrainConfig:
                 "g_spectral=true needs g_output='snr' and none of g_grad, g_context, g_pattern, "
                 "g_front, loudness_range_db, targeted"
             )
+        if self.g_lowpass_hz and self.g_output != "snr":
+            raise ValueError(f"g_lowpass_hz={self.g_lowpass_hz!r} needs g_output='snr'")
         if self.snr_start_db is not None and (self.g_output != "snr" or self.snr_ramp_epochs < 1):
             raise ValueError(
                 f"snr_start_db={self.snr_start_db!r} needs g_output='snr' and snr_ramp_epochs "
@@ -226,6 +231,7 @@ class GANTrainConfig:
             "pattern_samples": self.segment_samples if self.g_pattern else 0,
             "front": list(self.g_front_spec),
             "spectral": self.g_spectral,
+            "lowpass_hz": self.g_lowpass_hz,
         }
 
 
