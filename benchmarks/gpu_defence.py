@@ -119,13 +119,21 @@ def jobs(s: Any) -> tuple[dict[str, Job], list[tuple[str, str, str]]]:
 
 
 def run_defence(s: Any, until: float) -> None:
-    """Run the defence jobs until they are done or ``until``; then write the table."""
+    """Run the defence jobs until they are done, ``until`` or ``s.stopping``; then write the
+    table. An error is noted, not raised: it ends this phase, not the session."""
+    try:
+        _schedule(s, until)
+    except Exception as exc:
+        s.note("defence phase failed", error=f"{type(exc).__name__}: {exc}")
+
+
+def _schedule(s: Any, until: float) -> None:
     todo, cells = jobs(s)
     for job in todo.values():
         job.needs = [f"def_{n}" for n in job.needs]
     started: set[str] = set()
     skipped: set[str] = set()
-    while s.now() < until:
+    while s.now() < until and not s.stopping.is_set():
         busy = [n for n in started if s.running(n)]
         for name, job in todo.items():
             if name in started or name in skipped:

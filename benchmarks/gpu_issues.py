@@ -47,7 +47,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from gpu_defence import run_defence  # noqa: E402
+from gpu_defence import jobs, run_defence, write_table  # noqa: E402
 from gpu_session import Session, _environment, _gpu_monitor, _lines, wait_all  # noqa: E402
 
 VICTIMS = ("envnet", "envnetv2", "logmel")  # the order of the transfer matrix
@@ -312,11 +312,11 @@ def main(argv: list[str] | None = None) -> int:
 
     s = Issues(args)
     monitor = _gpu_monitor(s)
+    defence: threading.Thread | None = None
     try:
         _environment(s)
         victims = train_victims(s)
         s.pack()
-        defence = None
         if args.defence and "envnet" in victims:
             defence = threading.Thread(target=run_defence, args=(s, args.budget - 15))
             defence.start()
@@ -333,10 +333,15 @@ def main(argv: list[str] | None = None) -> int:
         if defence is not None:
             defence.join(timeout=max(0.0, args.budget - 8 - s.now()))
         wait_all(s, args.budget - 5)
+        if defence is not None:  # with the cells of jobs that ended after the thread
+            write_table(s, jobs(s)[1])
         for md in sorted(s.work.glob("*/*.md")):
             if md.name in ("transfer.md", "robustness.md", "defence.md"):
                 print(f"## {md.parent.name}\n" + md.read_text(encoding="utf-8"), flush=True)
     finally:
+        s.stopping.set()  # the defence thread starts nothing more
+        if defence is not None:
+            defence.join(timeout=5)
         s.finish(monitor)
     return 0
 

@@ -60,6 +60,8 @@ class Session:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.reported: set[str] = set()
         self._lock = threading.Lock()
+        # set by ``finish``: a phase running in a thread starts nothing more
+        self.stopping = threading.Event()
 
     # ------------------------------------------------------------------ bookkeeping
     def now(self) -> float:
@@ -73,7 +75,10 @@ class Session:
             event = {"t": round(self.now(), 1), "event": what, **fields}
             self.events.append(event)
             print(json.dumps(event), flush=True)
-            (self.work / "session.json").write_text(json.dumps(self.events, indent=1))
+            # replaced whole, never seen half-written by ``pack`` in the other thread
+            tmp = self.work / "session.json.tmp"
+            tmp.write_text(json.dumps(self.events, indent=1))
+            tmp.replace(self.work / "session.json")
 
     def pack(self) -> None:
         """``OUT/results.tar.gz`` with every small text file under the work folder."""
@@ -89,6 +94,7 @@ class Session:
 
     def finish(self, monitor: subprocess.Popen[bytes] | None) -> None:
         """Stop every process and the GPU monitor, then pack what the session measured."""
+        self.stopping.set()
         for name in list(self.procs):
             self.stop(name)
         if monitor is not None:
@@ -98,6 +104,9 @@ class Session:
 
     # ------------------------------------------------------------------ processes
     def start(self, name: str, cmd: list[str]) -> None:
+        if self.stopping.is_set():
+            self.note("not started: the session is ending", name=name)
+            return
         env = dict(os.environ)
         env.update(
             OMP_NUM_THREADS=str(self.args.threads),
@@ -288,7 +297,7 @@ def wait_all(s: Session, until: float) -> None:
     for name in list(s.procs):
         if s.running(name):
             s.stop(name)
-    for name, p in s.procs.items():
+    for name, p in list(s.procs.items()):
         if name not in s.reported:
             s.reported.add(name)
             s.note("process", name=name, returncode=p.poll())

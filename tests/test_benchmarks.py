@@ -204,6 +204,29 @@ def test_gpu_issues_schedule_on_cpu(tmp_path):
     assert not any(n.endswith(".safetensors") for n in names)
 
 
+def test_a_stopping_session_starts_no_defence_job(tmp_path):
+    """Once the session ends (``finish`` sets ``stopping``), the defence thread starts nothing
+    more and ``start`` refuses, so no job outlives the session."""
+    from types import SimpleNamespace
+
+    gpu_defence = _load("gpu_defence")
+    gpu_session = _load("gpu_session")
+    args = SimpleNamespace(
+        profile="paper", defence_gan_epochs=10, gan_set=[], victim_set=[], eval_batch=40,
+        device="cpu", defence_parallel=3, budget=60.0, threads=1, work=tmp_path, out=tmp_path / "o",
+    )  # fmt: skip
+    s = gpu_session.Session(args)
+    s.victim_dir = lambda model: tmp_path / f"victim_{model}"
+    s.data = lambda: []
+    s.ssgan = lambda *argv: [sys.executable, "-c", "pass"]
+    s.stopping.set()
+    gpu_defence.run_defence(s, until=50.0)
+    s.start("late", [sys.executable, "-c", "pass"])
+    assert s.procs == {} and s.now() < 10
+    assert s.events[-1] == {**s.events[-1], "event": "not started: the session is ending",
+                            "name": "late"}  # fmt: skip
+
+
 def test_gpu_issues_merges_robustness_rows(tmp_path):
     """The robustness processes' rows (one process per attack) end in one table: every row
     whose evaluation finished is copied beside the others and written, no other."""
@@ -361,14 +384,13 @@ def test_gpu_defence_runs_jobs_in_dependency_order_and_skips_what_a_failure_bloc
     real_start = s.start
     s.start = lambda name, cmd: (order.append(name), real_start(name, cmd))
     gpu_defence.run_defence(s, until=50.0)
+    assert s.now() < 40  # it ended when every job had, not at the deadline
     assert order.index("def_gan_fixed") < order.index("def_victim_ssgan")
     assert order.index("def_victim_clean") < order.index("def_gan_vs_clean")
     assert order.index("def_gan_vs_clean") < order.index("def_eval_clean_ssgan_retrained")
     assert not [n for n in order if n.startswith(("def_eval_pgd", "def_gan_vs_pgd"))]
     skipped = {e["name"] for e in s.events if e["event"] == "defence job skipped"}
-    assert skipped == {n for n in todo if n.startswith(("def_eval_pgd", "def_gan_vs_pgd"))} | {
-        "def_eval_pgd_ssgan_retrained"
-    }
+    assert skipped == {n for n in todo if n.startswith(("def_eval_pgd", "def_gan_vs_pgd"))}
     rows = json.loads((tmp_path / "defence" / "defence.json").read_text())
     assert set(rows) == {"EnvNet (this session)", "+ clean fine-tune (control)",
                          "+ SSGAN-crop fine-tune"}  # fmt: skip

@@ -64,6 +64,9 @@ def test_bad_cutoffs_and_outputs_are_refused() -> None:
             Generator(output="snr", lowpass_hz=hz)
     with pytest.raises(ValueError, match="needs g_output='snr'"):
         GANTrainConfig(g_lowpass_hz=3800)
+    for hz in (-1.0, 8000.0):
+        with pytest.raises(ValueError, match="g_lowpass_hz"):
+            GANTrainConfig(g_output="snr", g_lowpass_hz=hz)
     with pytest.raises(ValueError, match="cutoff_hz"):
         low_pass(torch.zeros(1, 10), 0.0)
 

@@ -24,5 +24,5 @@ def low_pass(g: torch.Tensor, cutoff_hz: float, sample_rate: int = SAMPLE_RATE) 
         raise ValueError(f"cutoff_hz={cutoff_hz!r}: must be in (0, {sample_rate / 2:g})")
     n = g.shape[-1]
     spec = torch.fft.rfft(g.float(), dim=-1)
-    freqs = torch.fft.rfftfreq(n, d=1.0 / sample_rate).to(g.device)
+    freqs = torch.fft.rfftfreq(n, d=1.0 / sample_rate, device=g.device)
     return torch.fft.irfft(spec * (freqs <= cutoff_hz).to(spec.real.dtype), n=n, dim=-1)

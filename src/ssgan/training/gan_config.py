@@ -167,6 +167,10 @@ class GANTrainConfig:
                 "g_spectral=true needs g_output='snr' and none of g_grad, g_context, g_pattern, "
                 "g_front, loudness_range_db, targeted"
             )
+        if not 0 <= self.g_lowpass_hz < SAMPLE_RATE / 2:
+            raise ValueError(
+                f"g_lowpass_hz={self.g_lowpass_hz!r}: must be in [0, {SAMPLE_RATE // 2})"
+            )
         if self.g_lowpass_hz and self.g_output != "snr":
             raise ValueError(f"g_lowpass_hz={self.g_lowpass_hz!r} needs g_output='snr'")
         if self.snr_start_db is not None and (self.g_output != "snr" or self.snr_ramp_epochs < 1):
