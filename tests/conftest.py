@@ -70,6 +70,29 @@ def train_tiny_victim(seed: int = 0, steps: int = 150) -> TinyVictim:
     return model
 
 
+def train_tiny_snr_gan(out: Path, *, seed: int, data_seed: int, **config) -> torch.Tensor:
+    """Two steps of the exact-SNR recipe (t1 = 0.05 s) against a tiny EnvNet, written to
+    ``out``; ``config`` adds generator options. Returns the 6 clips: 4 trained on, 2 validated."""
+    import dataclasses
+
+    from ssgan.models.envnet import EnvNet
+    from ssgan.models.victim import ClipClassifier
+    from ssgan.training.gan import PROFILES, train_gan
+
+    torch.manual_seed(seed)
+    net = EnvNet(4, fc_width=16).eval()
+    victim = ClipClassifier(net, window=net.window, n_crops=2)
+    settings = dataclasses.replace(
+        PROFILES["smoke"], segment_seconds=0.05, epochs=1, batch_size=2, steps_per_epoch=2,
+        g_channels=2, val_clips=2, g_output="snr", gamma=0.0, beta=0.0, margin=2.0,
+        victim_view="windows", **config,
+    )  # fmt: skip
+    x, y = synth_batch(6, 4000, seed=data_seed)
+    train_gan(settings, victim, (list(x[:4]), y[:4].tolist()), (list(x[4:]), y[4:].tolist()),
+              out, progress=False)  # fmt: skip
+    return x
+
+
 @pytest.fixture(scope="session")
 def tiny_victim() -> TinyVictim:
     """A trained tiny victim (eval mode, frozen). Accuracy on ``synth_batch`` is ~100 %."""

@@ -3,19 +3,16 @@ channel keeps."""
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 import torch
 
-from conftest import synth_batch
+from conftest import train_tiny_snr_gan
 from ssgan.attacks.ssgan import SSGANAttack
 from ssgan.metrics import snr_db
 from ssgan.models.band import low_pass
 from ssgan.models.envnet import EnvNet
 from ssgan.models.generator import Generator
-from ssgan.models.victim import ClipClassifier
-from ssgan.training.gan import PROFILES, GANTrainConfig, train_gan
+from ssgan.training.gan import GANTrainConfig
 from ssgan.transforms.functional import resample_roundtrip
 
 
@@ -72,19 +69,7 @@ def test_bad_cutoffs_and_outputs_are_refused() -> None:
 
 
 def test_training_and_rebuilding_a_low_passed_generator_from_its_run(tmp_path) -> None:
-    torch.manual_seed(3)
-    net = EnvNet(4, fc_width=16).eval()
-    victim = ClipClassifier(net, window=net.window, n_crops=2)
-    config = dataclasses.replace(
-        PROFILES["smoke"], segment_seconds=0.05, epochs=1, batch_size=2, steps_per_epoch=2,
-        g_channels=2, val_clips=2, g_output="snr", gamma=0.0, beta=0.0, margin=2.0,
-        victim_view="windows", g_lowpass_hz=2000.0,
-    )  # fmt: skip
-    x, y = synth_batch(6, 4000, seed=4)
-    train = (list(x[:4]), y[:4].tolist())
-    train_gan(
-        config, victim, train, (list(x[4:]), y[4:].tolist()), tmp_path / "run", progress=False
-    )
+    x = train_tiny_snr_gan(tmp_path / "run", seed=3, data_seed=4, g_lowpass_hz=2000.0)
     attack = SSGANAttack.from_run(tmp_path / "run", checkpoint="last")
     assert attack.lowpass_hz == 2000.0 and attack.generator.lowpass_hz == 2000.0
     with torch.no_grad():

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import pytest
 import torch
 
-from conftest import synth_batch
+from conftest import synth_batch, train_tiny_snr_gan
 from ssgan.attacks.ssgan import SSGANAttack
 from ssgan.metrics import snr_db
-from ssgan.models.envnet import EnvNet
 from ssgan.models.generator import Generator
 from ssgan.models.spectral import SpectralMask
-from ssgan.models.victim import ClipClassifier
-from ssgan.training.gan import PROFILES, GANTrainConfig, train_gan
+from ssgan.training.gan import GANTrainConfig
 
 
 def _spectral(seed: int = 0, **kwargs) -> Generator:
@@ -83,17 +80,7 @@ def test_spectral_generator_refuses_options_it_does_not_combine_with() -> None:
 
 
 def test_training_a_spectral_generator_and_rebuilding_it_from_the_run(tmp_path) -> None:
-    torch.manual_seed(7)
-    net = EnvNet(4, fc_width=16).eval()
-    victim = ClipClassifier(net, window=net.window, n_crops=2)
-    config = dataclasses.replace(
-        PROFILES["smoke"], segment_seconds=0.05, epochs=1, batch_size=2, steps_per_epoch=2,
-        g_channels=2, val_clips=2, g_output="snr", gamma=0.0, beta=0.0, margin=2.0,
-        victim_view="windows", g_spectral=True,
-    )  # fmt: skip
-    x, y = synth_batch(6, 4000, seed=8)
-    data = (list(x[:4]), y[:4].tolist())
-    train_gan(config, victim, data, (list(x[4:]), y[4:].tolist()), tmp_path / "run", progress=False)
+    x = train_tiny_snr_gan(tmp_path / "run", seed=7, data_seed=8, g_spectral=True)
     attack = SSGANAttack.from_run(tmp_path / "run", checkpoint="last")
     assert attack.spectral and attack.generator.spectral_mask is not None
     clip = x[4:5]

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ssgan import SAMPLE_RATE
 from ssgan.models.band import low_pass
 from ssgan.models.front_end import FeatureMapNet, FrontEnd
 from ssgan.models.layout import waveform_map
@@ -169,13 +170,11 @@ class Generator(nn.Module):
         lowpass_hz: float = 0.0,
     ) -> None:
         super().__init__()
-        if lowpass_hz < 0 or (lowpass_hz > 0 and output != "snr"):
+        if not 0 <= lowpass_hz < SAMPLE_RATE / 2 or (lowpass_hz > 0 and output != "snr"):
             raise ValueError(
-                f"lowpass_hz must be >= 0, and > 0 only with output='snr', got {lowpass_hz!r} "
-                f"with output={output!r}"
+                f"lowpass_hz must be in [0, {SAMPLE_RATE // 2}), and > 0 only with "
+                f"output='snr', got {lowpass_hz!r} with output={output!r}"
             )
-        if lowpass_hz > 0:
-            low_pass(torch.zeros(1, 2), lowpass_hz)  # a cutoff at or past Nyquist fails here
         self.lowpass_hz = float(lowpass_hz)
         if num_classes < 0 or num_classes == 1:
             raise ValueError(f"num_classes must be 0 (unconditional) or >= 2, got {num_classes}")
