@@ -92,6 +92,26 @@ def test_step_anatomy(runs, tmp_path):
     assert {r["part"] for r in payload["micro"]} >= {"conv2 fwd fp32", "conv2 fwd+bwd fp32"}
 
 
+def test_epoch_anatomy_under_both_allocators(tmp_path):
+    out = tmp_path / "epoch_anatomy.json"
+    assert _load("epoch_anatomy").main(["--quick", "--out", str(out)]) == 0
+    payload = json.loads(out.read_text())
+    assert payload["quick"] is True
+    system, kept = payload["results"]["system"], payload["results"]["kept"]
+    assert system["allocator"] == "glibc defaults"
+    assert kept["allocator"]["M_MMAP_MAX"] == 0  # the children really ran different allocators
+    for res in (system, kept):
+        parts = res["parts"]
+        training = ("data + augmentation", "forward", "loss", "backward", "optimiser (fused SGD)")
+        assert res["sum_training_parts_s"] == pytest.approx(
+            sum(parts[k]["wall_s"] for k in training)
+        )
+        assert parts["evaluation (10 crops, test fold)"]["wall_s"] > 0
+        assert res["whole"]["training_epoch_s"] > 0 and 0 <= res["sys_share_of_run"] < 1
+        assert res["checkpoint_bytes"]["last.state.pt"] > 0
+        assert "G step: victim bwd" in res["gan_step"]["parts_s"]
+
+
 def test_layout_before_is_the_legacy_nchw_path(tmp_path):
     layout = _load("layout")
     from ssgan.models.generator import Generator
@@ -281,12 +301,17 @@ def test_frontier(runs, tmp_path):
     result = json.loads(out.read_text())
     assert result["snr_db"] == [20.0, 25.0, 30.0, 35.0, 40.0]
     assert result["clips_right"] <= 2
+    assert result["snr_conventions"] == ["true", "box"]  # both, each under its own key
     if result["clips_right"]:
-        assert set(result["asr"]) == {"noise", "ssgan", "fgm", "pgd1"}
-        assert all(0.0 <= v <= 1.0 for vs in result["asr"].values() for v in vs)
-    assert out.with_suffix(".png").stat().st_size > 0 and out.with_suffix(".md").is_file()
+        for key in ("asr", "asr_box"):
+            assert set(result[key]) == {"noise", "ssgan", "fgm", "pgd1"}
+            assert all(0.0 <= v <= 1.0 for vs in result[key].values() for v in vs)
+    assert out.with_suffix(".png").stat().st_size > 0
+    md = out.with_suffix(".md").read_text()
+    assert "| attack | 20 dB (true) |" in md and "| attack | 20 dB (box, [16]) |" in md
     page = out.with_suffix(".html").read_text()
     assert "data:image/png;base64," in page and "<td>noise</td>" in page
+    assert "20 dB (box, [16])" in page
 
 
 def test_recipe_sweep(runs, tmp_path):

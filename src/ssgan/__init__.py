@@ -8,3 +8,9 @@ The few abstractions (see README):
 
 __version__ = "0.1.0"
 SAMPLE_RATE = 16_000
+
+# Before any tensor exists: training and attacks otherwise spend a third of their CPU time
+# re-faulting pages that glibc returned to the kernel (ssgan.memory; SSGAN_MALLOC=system: off).
+from ssgan.memory import keep_freed_memory as _keep_freed_memory  # noqa: E402
+
+_keep_freed_memory()
