@@ -309,7 +309,7 @@ def write_json(path: str | Path | None, payload: dict[str, Any]) -> None:
     if path is None:
         return
     from ssgan.evaluation import json_safe
-    from ssgan.training.checkpoint import atomic_write_json
+    from ssgan.io import atomic_write_json
 
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)

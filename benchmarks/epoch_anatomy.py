@@ -96,9 +96,9 @@ def _child(args: argparse.Namespace) -> dict[str, Any]:
     import step_anatomy
 
     from ssgan.data import load_dataset, make_split
+    from ssgan.io import rng_state, save_checkpoint
     from ssgan.memory import allocator_settings
     from ssgan.models.victim import ClipClassifier
-    from ssgan.training.checkpoint import rng_state, save_checkpoint
     from ssgan.training.victim import (
         TrainState,
         evaluate_accuracy,

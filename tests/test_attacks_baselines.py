@@ -101,6 +101,8 @@ def test_make_attack_converts_by_annotation():
     assert attack.config() == {
         "norm": "l2",
         "eps": 0.3,
+        "snr_db": None,
+        "snr_convention": "true",
         "steps": 7,
         "step_size": None,
         "random_start": False,
@@ -133,6 +135,7 @@ def test_ssgan_is_registered_lazily():
     assert set(ATTACKS) == {
         "noise",
         "fgsm",
+        "fgm",
         "pgd",
         "cw",
         "ddn",

@@ -21,9 +21,9 @@ import soundfile as sf
 import torch
 
 from ssgan.cli import main
+from ssgan.io import save_checkpoint
 from ssgan.models.envnet import ENVNET_WINDOW, MODELS
 from ssgan.models.victim import VICTIM_KIND
-from ssgan.training.checkpoint import save_checkpoint
 from test_streaming import make_gan_run
 
 CLASSES = ["dog", "rain"]

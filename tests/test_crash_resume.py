@@ -25,7 +25,7 @@ import pytest
 import soundfile as sf
 from safetensors.torch import load_file
 
-from ssgan.training.checkpoint import load_checkpoint
+from ssgan.io import load_checkpoint
 from test_bad_inputs import make_victim_run
 
 pytestmark = pytest.mark.slow

@@ -24,9 +24,9 @@ from ssgan import distributed
 from ssgan.attacks import make_attack
 from ssgan.errors import CheckpointError
 from ssgan.evaluation import evaluate_attack, read_records
+from ssgan.io import load_checkpoint
 from ssgan.models.registry import build_model
 from ssgan.training import parallel
-from ssgan.training.checkpoint import load_checkpoint
 from ssgan.training.victim import epoch_batches, lr_at, make_batch, train_victim
 
 WORKER = Path(__file__).with_name("dist_worker.py")

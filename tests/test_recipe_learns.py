@@ -41,7 +41,14 @@ def _train_victim(clips: list[torch.Tensor], labels: list[int]) -> nn.Module:
 
 
 @pytest.mark.slow
-def test_default_recipe_fools_more_crops_than_noise_at_the_same_snr() -> None:
+@pytest.mark.parametrize(
+    ("convention", "snr"),
+    # the true SNR of the recipe; the paper's budget in [16]'s box convention, 35.7 dB there
+    [("true", SNR_DB), ("box", 35.7)],
+)
+def test_default_recipe_fools_more_crops_than_noise_at_the_same_snr(
+    convention: str, snr: float
+) -> None:
     ds = load_dataset("esc10", bundled_root())
     train, _ = make_split(ds, "fold:5")
     clips = [c.float() for c in train.waveforms()]
@@ -52,7 +59,8 @@ def test_default_recipe_fools_more_crops_than_noise_at_the_same_snr() -> None:
         PROFILES["cpu"],
         segment_seconds=CROP / 16000,
         crop_seconds=None,
-        snr_db=SNR_DB,
+        snr_db=snr,
+        snr_convention=convention,
         epochs=6,
         steps_per_epoch=25,
         lr_halve_every=4,
@@ -71,8 +79,9 @@ def test_default_recipe_fools_more_crops_than_noise_at_the_same_snr() -> None:
         right = victim(x).argmax(1) == y
         x, y = x[right], y[right]
         fooled_g = (victim((x + G(x)).clamp(-1, 1)).argmax(1) != y).float().mean().item()
-        noise = scale_to_snr(torch.randn(x.shape, generator=g), x, SNR_DB)
+        noise = scale_to_snr(torch.randn(x.shape, generator=g), x, snr, convention)
         fooled_n = (victim((x + noise).clamp(-1, 1)).argmax(1) != y).float().mean().item()
     assert len(y) >= 100  # enough crops the victim gets right to compare rates
-    # Measured on an AMD EPYC: 17.8 % of the crops against 1.1 % for noise.
+    print(f"{convention} {snr} dB: G fools {fooled_g:.3f}, noise {fooled_n:.3f}")
+    # Measured on an AMD EPYC: true 25 dB: 17.8 % of the crops against 1.1 % for noise.
     assert fooled_g >= max(3 * fooled_n, fooled_n + 0.1), (fooled_g, fooled_n)

@@ -77,10 +77,16 @@ def test_table_from_summaries(tmp_path: Path) -> None:
         (tmp_path / f"{tag}_test").mkdir()
         summary = {"acc": 0.9, "asr": asr, "msnr_db": 31.25, "seconds_per_example": 0.5,
                    "transforms": {"mp3:kbps=64": {"acc": 0.85, "asr": after}}}  # fmt: skip
+        if tag == "pgd":  # a summary written before the box SNR has no msnr_box_db
+            summary["msnr_box_db"] = 49.5
         (tmp_path / f"{tag}_test" / "summary.json").write_text(json.dumps(summary))
     md = write_robustness_table(tmp_path, ["pgd", "cw", "uap"], ["mp3:kbps=64"], "cap")
     lines = md.read_text().splitlines()
-    assert "| victim ACC (%) |  |  | 90.0 | 85.0 |" in lines
-    assert "| PGD | 31.2 | 0.5 | 80.0 | 20.0 |" in lines
-    assert "| C&W | 31.2 | 0.5 | 100.0 | – |" in lines
-    assert "| UAP (iterative) | – | – | – | – |" in lines  # not evaluated yet
+    head = "| Attack | MSNR (true, dB) | MSNR (box, [16], dB) | s / clip | none | mp3:kbps=64 |"
+    assert head in lines
+    assert "| victim ACC (%) |  |  |  | 90.0 | 85.0 |" in lines
+    assert "| PGD | 31.2 | 49.5 | 0.5 | 80.0 | 20.0 |" in lines
+    assert "| C&W | 31.2 | – | 0.5 | 100.0 | – |" in lines
+    assert "| UAP (iterative) | – | – | – | – | – |" in lines  # not evaluated yet
+    rows = json.loads((tmp_path / "robustness.json").read_text())["rows"]
+    assert rows["pgd"]["msnr_box_db"] == 49.5 and rows["pgd"]["msnr_db"] == 31.25

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from ssgan.errors import CheckpointError
-from ssgan.training.checkpoint import load_checkpoint, save_checkpoint
+from ssgan.io import load_checkpoint, save_checkpoint
 
 MARKER_NAME = "PWNED"
 

@@ -15,6 +15,7 @@ from torch import nn
 from ssgan.attacks.ssgan import GAN_KIND, SSGANAttack
 from ssgan.audio import decode, load_audio, load_audio_with_peak
 from ssgan.errors import AudioError
+from ssgan.io import flatten_state_dicts, save_checkpoint
 from ssgan.models.generator import Generator
 from ssgan.models.victim import ClipClassifier
 from ssgan.streaming import (
@@ -24,7 +25,6 @@ from ssgan.streaming import (
     output_subtype,
     scan_audio,
 )
-from ssgan.training.checkpoint import flatten_state_dicts, save_checkpoint
 
 SEGMENT_SECONDS = 0.05  # 800 samples: many segments in a 1 s file
 G_SHAPE = {"channels": 2, "n_down": 1, "n_blocks": 1, "block_kernel": 3, "max_delta": 0.05}
@@ -117,6 +117,8 @@ def test_streamed_equals_whole_array_reference_at_the_input_rate(
     delta = (x + attack.perturbation(x[None].float())[0].double()).clamp(-1, 1) - x
     want = 10 * np.log10(float((x**2).sum()) / float((delta**2).sum()))
     assert result.snr_db == pytest.approx(want, abs=1e-3)
+    box = 10 * np.log10(float(((x + 1) ** 2).sum()) / float((delta**2).sum()))  # [16]'s
+    assert result.snr_box_db == pytest.approx(box, abs=1e-3)
 
 
 @pytest.mark.parametrize(("rate", "overlap"), [(8000, False), (44100, False), (48000, True)])
@@ -245,6 +247,7 @@ def test_cli_attack_streams_and_reports(tmp_path: Path, capsys: pytest.CaptureFi
     got = sf.read(str(out / "my clip_adv.wav"), dtype="int16", always_2d=True)[0]
     np.testing.assert_array_equal(got, expected)
     assert record["snr_db"] > 0 and record["seconds"] == pytest.approx(1.1)
+    assert record["snr_box_db"] > record["snr_db"]  # both conventions, each named
     assert (record["sample_rate"], record["channels"]) == (44100, 2)
     assert sorted(p.name for p in out.iterdir()) == ["my clip_adv.wav", "results.jsonl"]
 

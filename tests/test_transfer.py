@@ -4,6 +4,7 @@ and its report; the CLI options."""
 from __future__ import annotations
 
 import json
+import math
 
 import torch
 from torch import nn
@@ -71,6 +72,8 @@ def test_only_clips_the_target_victim_gets_right_count() -> None:
     s = score_transfer(captured.calls, target)
     assert (s["n"], s["n_right"], s["n_success"]) == (4, 3, 2)
     assert s["asr"] == 2 / 3
+    # Both SNR conventions, each under its own name (box: against x + 1, louder reference).
+    assert math.isfinite(s["msnr_db"]) and s["msnr_box_db"] > s["msnr_db"] + 5
     assert score_transfer(captured.calls, source)["asr"] == 1.0  # the diagonal: white box
 
 
@@ -85,7 +88,10 @@ def test_matrix_rows_are_sources_and_the_report_is_written(tmp_path) -> None:
     assert table["asr"] == [[1.0, 0.0], [1.0, 0.0]]
     assert table["n_right"] == [[4, 3], [4, 3]]
     md = write_transfer_report(tmp_path, matrix, title="fake")
-    assert "source \\ target" in md.read_text()
+    text = md.read_text()
+    assert "source \\ target" in text
+    assert "MSNR (true, dB):" in text and "MSNR (box, [16], dB):" in text
+    assert len(table["msnr_box_db"]) == 2
     assert (tmp_path / "transfer_mark.png").read_bytes()[:4] == b"\x89PNG"
     assert json.loads((tmp_path / "transfer.json").read_text())["victims"] == ["v1", "v2"]
 

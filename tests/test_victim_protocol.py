@@ -174,7 +174,7 @@ def test_load_victim_missing_run(tmp_path) -> None:
 
 
 def test_load_victim_refuses_another_kind(tmp_path) -> None:
-    from ssgan.training.checkpoint import save_checkpoint
+    from ssgan.io import save_checkpoint
 
     save_checkpoint(tmp_path, "last", {"G.w": torch.zeros(2)}, {"kind": "ssgan-gan"})
     with pytest.raises(CheckpointError, match="not a victim checkpoint"):

@@ -19,7 +19,7 @@ import soxr
 
 from ssgan import SAMPLE_RATE
 from ssgan.errors import AudioError
-from ssgan.training.checkpoint import atomic_write
+from ssgan.io import atomic_write
 
 __all__ = [
     "SILENCE_PEAK",

@@ -7,8 +7,10 @@ computes per clip the SNR, segmental SNR and log-spectral distance (definitions 
 
 - ``records.jsonl``: one JSON object a clip, in dataset order: ``index, file, label,
   label_name, clean_pred, adv_pred, adv_pred_pcm16, correct, success, success_pcm16, snr_db,
+  snr_box_db (the SNR in [16]'s box convention, ``ssgan.metrics``),
   segmental_snr_db, lsd_db, linf, seconds, n_samples`` (+ ``transforms`` with ``transforms=``);
-- ``summary.json``: ``n, n_right, n_success, n_success_pcm16, acc, asr, msnr_db, mean_snr_db,
+- ``summary.json``: ``n, n_right, n_success, n_success_pcm16, acc, asr, msnr_db, msnr_box_db,
+  mean_snr_db, mean_snr_box_db,
   asr_pcm16, segmental_snr_db, lsd_db, seconds_per_example, device, timing_warm, ...`` (+
   ``transforms``: ACC and ASR after each channel transform, see ``ssgan.robustness``);
 - ``report.md`` + ``report.html`` (``ssgan.report.write_report``).
@@ -48,19 +50,20 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from ssgan import distributed
+from ssgan.io import atomic_write_json, atomic_write_text, json_safe
 from ssgan.metrics import (
     TimePerExample,
     Timer,
     log_spectral_distance_db,
     pcm16_roundtrip,
     segmental_snr_db,
+    snr_box_db,
     snr_db,
 )
 from ssgan.paper import PaperRow
 from ssgan.report import write_report
 from ssgan.report.plots import Example
 from ssgan.robustness import resolve_transforms, score_transforms, summarize_transforms
-from ssgan.training.checkpoint import atomic_write_json, atomic_write_text, json_safe
 from ssgan.transforms import Transform
 
 logger = logging.getLogger(__name__)
@@ -234,6 +237,7 @@ def evaluate_attack(
             )
             x_c, a_c = x.cpu(), x_adv.cpu()
             snr = snr_db(x_c, a_c).tolist()
+            snr_box = snr_box_db(x_c, a_c).tolist()
             seg = segmental_snr_db(x_c, a_c).tolist()
             lsd = log_spectral_distance_db(x_c, a_c).tolist()
             linf = (a_c - x_c).abs().amax(dim=1).tolist()
@@ -252,6 +256,7 @@ def evaluate_attack(
                     "success": correct and a != labels[i],
                     "success_pcm16": correct and p != labels[i],
                     "snr_db": float(snr[k]),
+                    "snr_box_db": float(snr_box[k]),
                     "segmental_snr_db": float(seg[k]),
                     "lsd_db": float(lsd[k]),
                     "linf": float(linf[k]),
@@ -272,6 +277,7 @@ def evaluate_attack(
                         adv_pred=a,
                         success=bool(rec["success"]),
                         snr_db=float(snr[k]),
+                        snr_box_db=float(snr_box[k]),
                         x=x_c[k].numpy().copy(),
                         x_adv=a_c[k].numpy().copy(),
                         label_name=_name(labels[i], names),
@@ -311,11 +317,12 @@ def evaluate_attack(
     )
     result = EvaluationResult(summary=summary, records=records, examples=examples)
     logger.info(
-        "evaluated %d clips: ACC %.3f ASR %.3f MSNR %.1f dB",
+        "evaluated %d clips: ACC %.3f ASR %.3f MSNR (true) %.1f dB, (box, [16]) %.1f dB",
         summary["n"],
         summary["acc"],
         summary["asr"],
         summary["msnr_db"],
+        summary["msnr_box_db"],
     )
     if out_dir is not None and distributed.is_main():
         out = Path(out_dir)
@@ -377,6 +384,7 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     ``acc = n_right / n``; ``asr = n_success / n_right`` (nan when ``n_right = 0``);
     ``msnr_db`` = mean ``snr_db`` over successes; ``mean_snr_db`` = mean finite ``snr_db`` over
     all clips (unperturbed clips, SNR +inf, counted in ``n_unperturbed`` instead);
+    ``msnr_box_db`` / ``mean_snr_box_db`` the same in [16]'s box convention (``snr_box_db``);
     ``asr_pcm16 = n_success_pcm16 / n_right``; ``segmental_snr_db`` and ``lsd_db`` = means over
     successes. Records read back from JSON (``null`` for non-finite values) are accepted.
     """
@@ -398,7 +406,9 @@ def summarize(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "asr": len(ok) / n_right if n_right else math.nan,
         "asr_pcm16": n_success_pcm / n_right if n_right else math.nan,
         "msnr_db": _mean([num(r["snr_db"]) for r in ok]),
+        "msnr_box_db": _mean([num(r.get("snr_box_db")) for r in ok]),
         "mean_snr_db": _mean([num(r["snr_db"]) for r in records]),
+        "mean_snr_box_db": _mean([num(r.get("snr_box_db")) for r in records]),
         "segmental_snr_db": _mean([num(r["segmental_snr_db"]) for r in ok]),
         "lsd_db": _mean([num(r["lsd_db"]) for r in ok]),
     }

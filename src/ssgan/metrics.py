@@ -9,6 +9,15 @@ Abdoli et al. 2019 ("Universal adversarial audio perturbations", arXiv:1908.0317
 - ``SNR(x_adv) = 20 log10(P(x) / P(delta))`` (eq. 10), ``P(v) = sqrt(sum_i v_i^2 / n)`` (eq. 11,
   the RMS), ``delta = x_adv - x``; ``MSNR`` = mean SNR over the successful examples.
 
+Two SNR conventions (docs/snr.md). The *true* SNR (``snr_db``) is eq. 10 on the audio as it is:
+what a listener hears. The *box* SNR (``snr_box_db``) is eq. 10 as [16]'s public code computes
+it (repository sajabdoli/UAP, ``misc.py`` / ``UAP_validation.py``), on audio held in the box
+``[0, 1]``: ``x01 = (x + 1) / 2``, ``delta01 = delta / 2``, so
+``SNR_box = 20 log10(P(x + 1) / P(delta))``; the 0.5 offset dominates the signal's level, and on
+ESC-10 the box figure reads 6.7-42.7 dB (median 18.2) above the true one. The paper's and [16]'s
+figures are in the box convention; every record and summary carries both, each under its own
+name (``snr_db`` / ``snr_box_db``, ``msnr_db`` / ``msnr_box_db``).
+
 Beyond the paper: ASR after the adversarial audio is written as 16-bit PCM and read back
 (``pcm16_roundtrip``), the segmental SNR and the log-spectral distance.
 
@@ -153,6 +162,49 @@ def snr_db(x: Tensor, x_adv: Tensor) -> Tensor:
     # 0/0 (silent x, no perturbation) is still "no perturbation": +inf rather than nan.
     out = torch.where(p_d == 0, torch.full_like(out, math.inf), out)
     return _out(out, single)
+
+
+SNR_CONVENTIONS = ("true", "box")
+"""Where an SNR sets or reports a loudness: ``"true"`` measures it against ``x``, ``"box"``
+against ``x + 1`` (the signal [16]'s code measures, see the module docstring)."""
+
+
+def check_convention(convention: str) -> str:
+    """``convention`` if it is one of ``SNR_CONVENTIONS``, else a ``ValueError`` naming it."""
+    if convention not in SNR_CONVENTIONS:
+        raise ValueError(
+            f"snr_convention={convention!r}: expected one of {', '.join(SNR_CONVENTIONS)}"
+        )
+    return convention
+
+
+def snr_reference(x: Tensor, convention: str = "true") -> Tensor:
+    """The signal an SNR in ``convention`` is measured against: ``x`` (true) or ``x + 1`` (box).
+
+    Scaling a perturbation to ``snr`` dB in a convention means ``P(delta) = P(reference) *
+    10 ** (-snr / 20)``; both conventions then agree on what ``delta`` is.
+    """
+    return x if check_convention(convention) == "true" else x + 1.0
+
+
+def snr_box_db(x: Tensor, x_adv: Tensor) -> Tensor:
+    """The box SNR of [16]'s code: ``20 log10(P(x + 1) / P(delta))`` per clip, in dB.
+
+    The same as ``snr_db`` computed on ``(x + 1) / 2`` and ``(x_adv + 1) / 2`` (audio held in
+    ``[0, 1]``); the factor 1/2 cancels. Shapes and the ``delta = 0`` case as ``snr_db``.
+    """
+    x64, a64, single = _pair(x, x_adv)
+    p_x = rms(x64 + 1.0)
+    p_d = rms(a64 - x64)
+    with torch.no_grad():
+        out = 20.0 * (torch.log10(p_x) - torch.log10(p_d))
+    out = torch.where(p_d == 0, torch.full_like(out, math.inf), out)
+    return _out(out, single)
+
+
+def snr_in(convention: str, x: Tensor, x_adv: Tensor) -> Tensor:
+    """``snr_db`` (``"true"``) or ``snr_box_db`` (``"box"``) of ``x_adv``."""
+    return snr_db(x, x_adv) if check_convention(convention) == "true" else snr_box_db(x, x_adv)
 
 
 def msnr_db(snr: Tensor | list[float], success: Tensor | list[bool]) -> float:
@@ -355,16 +407,21 @@ def time_per_example(
 __all__ = [
     "SEGMENTAL_SNR_MAX_DB",
     "SEGMENTAL_SNR_MIN_DB",
+    "SNR_CONVENTIONS",
     "TimePerExample",
     "Timer",
     "accuracy",
     "attack_success_rate",
+    "check_convention",
     "log_spectral_distance_db",
     "msnr_db",
     "pcm16_roundtrip",
     "rms",
     "segmental_snr_db",
+    "snr_box_db",
     "snr_db",
+    "snr_in",
+    "snr_reference",
     "success_mask",
     "time_per_example",
 ]

@@ -22,6 +22,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from ssgan.io import atomic_write, atomic_write_json, atomic_write_text
 from ssgan.reproduce_stages import (
     Reporter,
     ReproduceOptions,
@@ -32,7 +33,6 @@ from ssgan.reproduce_stages import (
     run_stages,
     uap_stage,
 )
-from ssgan.training.checkpoint import atomic_write, atomic_write_json, atomic_write_text
 
 #: The channels of the table. ``bgnoise`` (ESC-50's "wind" clips of folds 1-4, a class outside
 #: ESC-10, so no test clip and no label leaks in) is added when those files exist.
@@ -202,24 +202,25 @@ def write_robustness_table(
 ) -> Path:
     """``robustness.{md,json,png,html}`` from the ``<method>_test/summary.json`` files."""
     summaries = {m: _summary(out / f"{_tag(m)}_test") for m in methods}
-    head = ["Attack", "MSNR (dB)", "s / clip", "none", *specs]
+    head = ["Attack", "MSNR (true, dB)", "MSNR (box, [16], dB)", "s / clip", "none", *specs]
     first = next((s for s in summaries.values() if s), {})
-    acc_row = ["victim ACC (%)", "", "", _pct(first.get("acc"))]
+    acc_row = ["victim ACC (%)", "", "", "", _pct(first.get("acc"))]
     acc_row += [_pct(first.get("transforms", {}).get(t, {}).get("acc")) for t in specs]
     rows = [acc_row]
     for m, s in summaries.items():
         after = s.get("transforms", {})
-        msnr, per_clip = s.get("msnr_db"), s.get("seconds_per_example")
+        msnr = ["–" if s.get(k) is None else f"{s[k]:.1f}" for k in ("msnr_db", "msnr_box_db")]
+        per_clip = s.get("seconds_per_example")
         rows.append(
-            [LABELS[m], "–" if msnr is None else f"{msnr:.1f}",
-             "–" if per_clip is None else f"{per_clip:.3g}", _pct(s.get("asr"))]
+            [LABELS[m], *msnr, "–" if per_clip is None else f"{per_clip:.3g}", _pct(s.get("asr"))]
             + [_pct(after.get(t, {}).get("asr")) for t in specs]
         )  # fmt: skip
     note = (
         "ACC: the victim's clip accuracy on the transformed clean clips. ASR = N_success / "
         "N_right, both after the transform (same random draw for x and x_adv), so a channel "
         "that breaks the victim by itself does not count as an attack success. MSNR over the "
-        "untransformed successes. Command: ssgan reproduce robustness (docs/robustness.md)."
+        "untransformed successes, true and in [16]'s box convention (docs/snr.md). Command: "
+        "ssgan reproduce robustness (docs/robustness.md)."
     )
     lines = [f"**{caption}**", "", "| " + " | ".join(head) + " |"]
     lines.append("|---|" + "---:|" * (len(head) - 1))
@@ -231,7 +232,8 @@ def write_robustness_table(
         "caption": caption,
         "transforms": list(specs),
         "rows": {m: {"asr": s.get("asr"), "msnr_db": s.get("msnr_db"),
-                     "transforms": s.get("transforms", {})} for m, s in summaries.items()},
+                     "msnr_box_db": s.get("msnr_box_db"), "transforms": s.get("transforms", {})}
+                 for m, s in summaries.items()},
         "stage_seconds": dict(seconds or {}),
     }  # fmt: skip
     atomic_write_json(out / "robustness.json", data)

@@ -24,7 +24,7 @@ from typing import Any
 
 from ssgan.config import apply_overrides
 from ssgan.data import ClipDataset, load_dataset, make_split
-from ssgan.training.checkpoint import atomic_write_json, atomic_write_text
+from ssgan.io import atomic_write_json, atomic_write_text
 
 log = logging.getLogger("ssgan.reproduce")
 

@@ -17,8 +17,9 @@ perturbation, adversarial), so files are processed in two streaming passes inste
    is resampled to the input's own rate (``soxr.ResampleStream`` again) and added to every
    channel of the original samples, read in step from a second handle; the output keeps the
    input's rate, channel count and (where the format stores it) sample format. Blocks go to a
-   temporary file that is renamed when complete. The SNR comes from running sums of ``x**2`` and
-   ``delta**2`` (float64) at 16 kHz, as the paper measures it.
+   temporary file that is renamed when complete. The SNR comes from running sums of ``x**2``,
+   ``(x + 1)**2`` and ``delta**2`` (float64) at 16 kHz, as the paper measures it: the true SNR
+   and [16]'s box one (``ssgan.metrics``).
 
 A victim's clip-level prediction only needs the ``n_crops`` windows of the 10-crop protocol
 (``ssgan.models.victim.crop_starts``), so those windows are collected on the way and the victim
@@ -48,8 +49,8 @@ from ssgan import SAMPLE_RATE
 from ssgan.attacks.ssgan import SSGANAttack
 from ssgan.audio import SILENCE_PEAK, open_audio, short_error_text
 from ssgan.errors import AudioError, OutputError
+from ssgan.io import atomic_write
 from ssgan.models.victim import ClipClassifier, crop_starts
-from ssgan.training.checkpoint import atomic_write
 
 __all__ = [
     "OUTPUT_FORMATS",
@@ -106,8 +107,9 @@ class ScanInfo:
 
 @dataclasses.dataclass
 class StreamResult:
-    """The outcome of ``attack_file``: seconds, SNR (dB), the written file's rate and channels,
-    and optional victim logits ``(1, C)`` (clean input; written file read back)."""
+    """The outcome of ``attack_file``: seconds, SNR (dB; true and in [16]'s box convention), the
+    written file's rate and channels, and optional victim logits ``(1, C)`` (clean input;
+    written file read back)."""
 
     seconds: float
     n_samples: int
@@ -115,6 +117,7 @@ class StreamResult:
     snr_db: float
     sample_rate: int
     channels: int
+    snr_box_db: float = math.nan
     clean_logits: torch.Tensor | None = None
     adv_logits: torch.Tensor | None = None
     streamed: bool = True
@@ -434,7 +437,8 @@ def attack_file(
         target_class: the class a class-conditional generator aims at (``None`` otherwise).
 
     Returns:
-        A ``StreamResult``; ``snr_db`` is paper eq. 10 on the normalised 16 kHz clip.
+        A ``StreamResult``; ``snr_db`` is paper eq. 10 on the normalised 16 kHz clip,
+        ``snr_box_db`` the same in [16]'s box convention (``ssgan.metrics.snr_box_db``).
 
     Raises:
         AudioError: the input cannot be used (naming the file and the reason).
@@ -467,7 +471,7 @@ def attack_file(
     window = victim.window if victim is not None else 0
     info = scan_audio(path, head_samples=length, block_frames=block_frames)
     total, peak = info.n_samples, info.peak
-    sums = [0.0, 0.0]
+    sums = [0.0, 0.0, 0.0]  # sum x^2, sum delta^2, sum (x + 1)^2
     clean: _CropCollector | None = None
     clean_logits: torch.Tensor | None = None
     streamed = not (queries or attack.overlap or total <= length + window)
@@ -490,6 +494,7 @@ def attack_file(
             x_adv = (x + attack.perturbation(x, target=aim)).clamp(-1.0, 1.0)
         delta = x_adv - x
         sums[0], sums[1] = float((x.double() ** 2).sum()), float((delta.double() ** 2).sum())
+        sums[2] = float(((x.double() + 1.0) ** 2).sum())
         yield (delta[0] * peak).numpy()
 
     def streaming() -> Iterator[np.ndarray]:
@@ -516,6 +521,7 @@ def attack_file(
             delta = (x + delta).clamp(-1.0, 1.0) - x
             sums[0] += float((x.double() ** 2).sum())
             sums[1] += float((delta.double() ** 2).sum())
+            sums[2] += float(((x.double() + 1.0) ** 2).sum())
             if clean is not None:
                 clean.add(x, offset)
             offset += n
@@ -538,7 +544,8 @@ def attack_file(
         seconds=total / SAMPLE_RATE,
         n_samples=total,
         peak=peak,
-        snr_db=_snr(*sums),
+        snr_db=_snr(sums[0], sums[1]),
+        snr_box_db=_snr(sums[2], sums[1]),
         sample_rate=info.sample_rate_in,
         channels=info.channels,
         streamed=streamed,

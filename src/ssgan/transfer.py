@@ -7,7 +7,8 @@ victim yields the clips; ``score_transfer`` then classifies them with each *targ
 Definition (the paper's ASR, eq. 9, evaluated on the target victim): ``n_right`` = clips the
 target victim classifies correctly when clean; ``n_success`` = those of them whose adversarial
 version (made against the source) it misclassifies; ``asr = n_success / n_right``; ``msnr_db`` =
-mean SNR over those successes. A clip the target victim already gets wrong is never counted,
+mean SNR over those successes (``msnr_box_db``: the same in [16]'s box convention,
+``ssgan.metrics``). A clip the target victim already gets wrong is never counted,
 whatever the source victim did with it. Scoring the source victim itself gives its own ASR.
 
 ``transfer_matrix`` runs this for several source victims and attacks and writes, per attack, a
@@ -27,9 +28,9 @@ import torch
 from torch import Tensor, nn
 
 from ssgan.evaluation import device_of, json_safe
-from ssgan.metrics import msnr_db, snr_db
+from ssgan.io import atomic_write_json, atomic_write_text
+from ssgan.metrics import msnr_db, snr_box_db, snr_db
 from ssgan.report.heatmap import heatmap_png, matrix_markdown
-from ssgan.training.checkpoint import atomic_write_json, atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ def score_transfer(
     device = device_of(victim)
     was_training = victim.training
     victim.eval()
-    ys, clean, adv, snrs = [], [], [], []
+    ys, clean, adv, snrs, boxes = [], [], [], [], []
     try:
         with torch.no_grad():
             for x, y, x_adv in calls:
@@ -73,12 +74,13 @@ def score_transfer(
                 adv.append(victim(x_adv.to(device)).argmax(1).cpu())
                 ys.append(y)
                 snrs.append(snr_db(x, x_adv))
+                boxes.append(snr_box_db(x, x_adv))
     finally:
         victim.train(was_training)
     if not ys:
         return {"n": 0, "n_right": 0, "n_success": 0, "acc": math.nan, "asr": math.nan,
-                "msnr_db": math.nan}  # fmt: skip
-    y_all, c_all, a_all, s_all = (torch.cat(v) for v in (ys, clean, adv, snrs))
+                "msnr_db": math.nan, "msnr_box_db": math.nan}  # fmt: skip
+    y_all, c_all, a_all, s_all, b_all = (torch.cat(v) for v in (ys, clean, adv, snrs, boxes))
     right = c_all == y_all
     success = right & (a_all != y_all)
     n_right = int(right.sum())
@@ -89,6 +91,7 @@ def score_transfer(
         "acc": n_right / y_all.numel(),
         "asr": int(success.sum()) / n_right if n_right else math.nan,
         "msnr_db": msnr_db(s_all, success),
+        "msnr_box_db": msnr_db(b_all, success),
     }
 
 
@@ -112,13 +115,14 @@ def transfer_matrix(
 
     Returns:
         ``{"victims": [...], "attacks": {name: {"asr": [[...]], "msnr_db": [[...]],
-        "n_right": [[...]], "n_success": [[...]]}}}`` with rows = sources, columns = targets.
+        "msnr_box_db": [[...]], "n_right": [[...]], "n_success": [[...]]}}}`` with rows =
+        sources, columns = targets.
     """
     names = list(victims)
     out: dict[str, Any] = {"victims": names, "attacks": {}}
     for attack_name, make in attacks.items():
-        table: dict[str, list[list[Any]]] = {k: [] for k in ("asr", "msnr_db", "n_right",
-                                                               "n_success")}  # fmt: skip
+        keys = ("asr", "msnr_db", "msnr_box_db", "n_right", "n_success")
+        table: dict[str, list[list[Any]]] = {k: [] for k in keys}
         for source in names:
             captured = CapturingAttack(make(source))
             evaluate(captured, victims[source], dataset, generator_seed=seed,
@@ -139,8 +143,9 @@ def write_transfer_report(out: Path, matrix: dict[str, Any], *, title: str = "")
     names = [str(v) for v in matrix["victims"]]
     parts = [f"# Transfer{': ' + title if title else ''}\n\n",
              "ASR on each target victim (columns) of the clips made against the source victim "
-             "(rows), over the clips the target classifies correctly; MSNR over the successes. "
-             "The diagonal is the white-box ASR.\n"]  # fmt: skip
+             "(rows), over the clips the target classifies correctly; MSNR over the successes, "
+             "true and in [16]'s box convention (docs/snr.md). The diagonal is the white-box "
+             "ASR.\n"]  # fmt: skip
     for attack, table in matrix["attacks"].items():
         counts = [
             [f"{s}/{r}" for s, r in zip(srow, rrow, strict=True)]
@@ -157,16 +162,20 @@ def write_transfer_report(out: Path, matrix: dict[str, Any], *, title: str = "")
                 ylabel="source victim",
             )
         )
-        msnr = [["–" if v is None or math.isnan(v) else f"{v:.1f}" for v in row]
-                for row in table["msnr_db"]]  # fmt: skip
         parts += [f"\n## {attack}\n\n",
                   matrix_markdown(table["asr"], names, names, corner="source \\ target",
-                                  counts=counts),
-                  "\nMSNR (dB):\n\n",
-                  "| source \\ target | " + " | ".join(names) + " |\n",
-                  "|" + "---|" * (len(names) + 1) + "\n",
-                  *[f"| {n} | " + " | ".join(r) + " |\n" for n, r in zip(names, msnr, strict=True)],
-                  f"\n![{attack} transfer]({png})\n"]  # fmt: skip
+                                  counts=counts)]  # fmt: skip
+        for key, label in (("msnr_db", "MSNR (true, dB)"), ("msnr_box_db", "MSNR (box, [16], dB)")):
+            # Matrices written before the box convention have no msnr_box_db.
+            rows = table.get(key) or [[None] * len(names) for _ in names]
+            msnr = [["–" if v is None or math.isnan(v) else f"{v:.1f}" for v in row]
+                    for row in rows]  # fmt: skip
+            parts += [f"\n{label}:\n\n",
+                      "| source \\ target | " + " | ".join(names) + " |\n",
+                      "|" + "---|" * (len(names) + 1) + "\n",
+                      *[f"| {n} | " + " | ".join(r) + " |\n"
+                        for n, r in zip(names, msnr, strict=True)]]  # fmt: skip
+        parts.append(f"\n![{attack} transfer]({png})\n")
     path = out / "transfer.md"
     atomic_write_text(path, "".join(parts))
     return path

@@ -18,6 +18,7 @@ from typing import Any
 from ssgan.attacks.base import Attack, Budget, LearnedAttack
 from ssgan.attacks.cw import CW
 from ssgan.attacks.ddn import DDN
+from ssgan.attacks.fgm import FGM
 from ssgan.attacks.fgsm import FGSM
 from ssgan.attacks.noise import GaussianNoise
 from ssgan.attacks.pgd import PGD
@@ -28,6 +29,7 @@ __all__ = [
     "ATTACKS",
     "CW",
     "DDN",
+    "FGM",
     "FGSM",
     "PGD",
     "Attack",
@@ -43,6 +45,7 @@ __all__ = [
 # name -> class, or "module:Class" for an attack imported on first use.
 ATTACKS: dict[str, type[Attack] | str] = {
     "fgsm": FGSM,
+    "fgm": FGM,
     "pgd": PGD,
     "cw": CW,
     "ddn": DDN,

@@ -4,8 +4,9 @@ Each step moves the perturbation along the normalised gradient of the victim's l
 rescales it to a per-clip norm ``eps`` that shrinks by ``(1 - gamma)`` where the current iterate
 fools the victim and grows by ``(1 + gamma)`` where it does not. Each clip thus walks towards the
 quietest loudness at which it can be fooled, and the smallest successful perturbation seen is
-kept. Loudness is counted in dB of SNR relative to each clip (``eps = ||x|| 10^(-snr/20)``), so
-one setting fits quiet and loud clips alike.
+kept. Loudness is counted in dB of SNR relative to each clip (``eps = ||r|| 10^(-snr/20)``, with
+``r = x`` in the true SNR convention or ``r = x + 1`` in [16]'s box convention, ``snr_convention``,
+``ssgan.metrics``), so one setting fits quiet and loud clips alike.
 
 ``min_norm_search`` is the loop on its own, starting from any perturbation, and the one DDN of
 the package: the ``DDN`` attack starts from zero at ``init_snr_db`` (``refine_min_norm``);
@@ -30,10 +31,17 @@ from ssgan.attacks.base import (
     objective,
     rand_like_cpu,
 )
+from ssgan.metrics import check_convention, snr_reference
 
 
 def _norms(t: Tensor) -> Tensor:
     return t.flatten(1).norm(dim=1)
+
+
+def _reference_norms(x: Tensor, convention: str) -> Tensor:
+    """``||r||`` per clip, ``r`` the SNR reference of ``convention``, floored above 0."""
+    ref = snr_reference(x.float(), convention)
+    return _norms(ref).clamp_min(torch.finfo(torch.float32).tiny)
 
 
 def _fools(logits: Tensor, y: Tensor, target: Tensor | None) -> Tensor:
@@ -119,14 +127,16 @@ def quietest_scale(
     min_snr_db: float = 10.0,
     max_snr_db: float = 50.0,
     steps: int = 6,
+    snr_convention: str = "true",
 ) -> Tensor:
     """Each clip's ``delta`` rescaled (its direction kept) to the highest SNR in
     ``[min_snr_db, max_snr_db]`` that still fools the victim: a bisection of ``steps`` halvings,
     ``steps + 2`` victim forward passes, no gradient. Where ``delta`` itself fools, the search
     starts at its SNR, so the result is never louder than a fooling start; a clip not fooled
-    even at ``min_snr_db`` keeps that loudest scale."""
+    even at ``min_snr_db`` keeps that loudest scale. SNRs are in ``snr_convention`` (``"true"``
+    or ``"box"``, ``ssgan.metrics``)."""
     tiny = torch.finfo(torch.float32).tiny
-    x_norm = x.float().norm(dim=1).clamp_min(tiny)
+    x_norm = _reference_norms(x, check_convention(snr_convention))
     d_norm = delta.float().norm(dim=1).clamp_min(tiny)
     # A zero delta (a clip the attack before gave up on) has no direction to scale: it stays
     # zero. Its x_norm / tiny ratio overflows float32, and inf * 0 would be NaN audio.
@@ -169,6 +179,7 @@ def refine_min_norm(
     init_snr_db: float = 30.0,
     min_snr_db: float = 10.0,
     loss: Literal["ce", "margin"] = "ce",
+    snr_convention: str = "true",
 ) -> Tensor:
     """``steps`` DDN iterations from ``delta`` (``(batch, time)``, may be zero), loudness in dB
     of SNR relative to each clip; returns the smallest perturbation that fooled the victim for
@@ -181,8 +192,10 @@ def refine_min_norm(
         step_scale: the gradient step's length relative to the current ``eps``.
         min_snr_db: the loudest the search may go (``eps`` is capped at this SNR).
         loss: the objective ascended (``ssgan.attacks.base.objective``).
+        snr_convention: what the SNRs are measured against: ``"true"`` (``x``) or ``"box"``
+            (``x + 1``, [16]'s convention; ``ssgan.metrics``).
     """
-    x_norm = _norms(x.float()).clamp_min(torch.finfo(torch.float32).tiny)
+    x_norm = _reference_norms(x, check_convention(snr_convention))
     d_norm = _norms(delta.float())
     eps = torch.where(d_norm > 0, d_norm, x_norm * 10.0 ** (-init_snr_db / 20.0))
     return min_norm_search(
@@ -251,6 +264,8 @@ class DDN(Attack):
         loss: ``"ce"`` (default) or ``"margin"``.
         quietest: then rescale each clip's result to the quietest SNR in ``[min_snr_db, 50]``
             that still fools (``quietest_scale``: 8 more forward passes, no gradient).
+        snr_convention: what the SNRs are measured against: ``"true"`` (``x``, default) or
+            ``"box"`` (``x + 1``, [16]'s convention; ``ssgan.metrics``).
 
     Example::
 
@@ -270,6 +285,7 @@ class DDN(Attack):
         min_snr_db: float = 10.0,
         loss: Literal["ce", "margin"] = "ce",
         quietest: bool = False,
+        snr_convention: str = "true",
     ) -> None:
         self.steps = check_int("steps", steps, minimum=1)
         self.quietest = bool(quietest)
@@ -279,6 +295,7 @@ class DDN(Attack):
         self.step_scale = check_positive("step_scale", step_scale)
         self.init_snr_db = float(init_snr_db)
         self.min_snr_db = float(min_snr_db)
+        self.snr_convention = check_convention(snr_convention)
         self.loss: Literal["ce", "margin"] = check_choice(  # type: ignore[assignment]
             "loss", loss, ("ce", "margin")
         )
@@ -303,7 +320,16 @@ class DDN(Attack):
             init_snr_db=self.init_snr_db,
             min_snr_db=self.min_snr_db,
             loss=self.loss,
+            snr_convention=self.snr_convention,
         )
         if self.quietest:
-            delta = quietest_scale(model, x, y, target, delta, min_snr_db=self.min_snr_db)
+            delta = quietest_scale(
+                model,
+                x,
+                y,
+                target,
+                delta,
+                min_snr_db=self.min_snr_db,
+                snr_convention=self.snr_convention,
+            )
         return x + delta

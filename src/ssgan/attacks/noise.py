@@ -2,8 +2,9 @@
 
 A perturbation that fools only as often as white noise of the same loudness has learned nothing
 about the victim. ``x_adv = x + n`` with ``n`` Gaussian, rescaled per clip so that
-``20 log10(||x|| / ||n||) = snr_db`` exactly (before clipping to [-1, 1]). It never queries the
-victim.
+``20 log10(||r|| / ||n||) = snr_db`` exactly (before clipping to [-1, 1]), ``r = x`` in the true
+SNR convention and ``r = x + 1`` in [16]'s box convention (``ssgan.metrics``). It never queries
+the victim.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from ssgan.attacks.base import Attack
+from ssgan.metrics import check_convention
 from ssgan.models.generator import scale_to_snr
 
 
@@ -22,6 +24,8 @@ class GaussianNoise(Attack):
 
     Args:
         snr_db: the SNR of every clip (default 30 dB).
+        snr_convention: what ``snr_db`` is measured against: ``"true"`` (``x``, default) or
+            ``"box"`` (``x + 1``, [16]'s convention).
 
     Example::
 
@@ -32,10 +36,11 @@ class GaussianNoise(Attack):
     targeted_supported: ClassVar[bool] = False
     queries_victim: ClassVar[bool] = False
 
-    def __init__(self, *, snr_db: float = 30.0) -> None:
+    def __init__(self, *, snr_db: float = 30.0, snr_convention: str = "true") -> None:
         if not -60.0 <= float(snr_db) <= 120.0:
             raise ValueError(f"snr_db={snr_db!r}: expected a value in [-60, 120] dB")
         self.snr_db = float(snr_db)
+        self.snr_convention = check_convention(snr_convention)
 
     def _run(
         self,
@@ -46,4 +51,5 @@ class GaussianNoise(Attack):
         generator: torch.Generator,
     ) -> Tensor:
         noise = torch.randn(x.shape, generator=generator, dtype=torch.float32)
-        return x + scale_to_snr(noise.to(x.device), x, self.snr_db).to(x.dtype)
+        delta = scale_to_snr(noise.to(x.device), x, self.snr_db, self.snr_convention)
+        return x + delta.to(x.dtype)

@@ -5,6 +5,11 @@ then projects onto the eps-ball around ``x`` and the [-1, 1] box. An optional ra
 the initial point uniformly in the Linf ball, or uniformly in radius along a random direction in
 the L2 ball, from the generator passed at call time.
 
+L2 by SNR: with ``snr_db`` each clip gets its own radius ``eps_i = ||r_i|| 10^(-snr_db / 20)``,
+``r = x`` (``snr_convention="true"``) or ``x + 1`` (``"box"``, the convention of Abdoli et al.'s
+code, ``ssgan.metrics``), so ``x_adv`` is at least ``snr_db`` dB below the clip in that
+convention (before clipping to [-1, 1]). FGM (``ssgan.attacks.fgm``) is the one-step case.
+
 EOT variant (Athalye et al., ICML 2018, "Synthesizing robust adversarial examples"): with
 ``eot`` transform specs (``ssgan.transforms``), each step ascends the objective averaged over
 ``eot_samples`` random channel transforms of the candidate (MP3 and resampling with a
@@ -14,6 +19,7 @@ straight-through gradient), the fair counterpart of SSGAN trained with ``eot``.
 from __future__ import annotations
 
 import logging
+import math
 from typing import ClassVar, Literal
 
 import torch
@@ -29,6 +35,7 @@ from ssgan.attacks.base import (
     project,
     rand_like_cpu,
 )
+from ssgan.metrics import check_convention
 from ssgan.transforms import EOT
 
 logger = logging.getLogger(__name__)
@@ -46,9 +53,14 @@ class PGD(Attack):
     Args:
         norm: ``"linf"`` (default) or ``"l2"``.
         eps: budget in waveform units; default 0.002 (sensible for Linf; for L2 on a 1.6 s clip
-            try ~0.3).
+            try ~0.3). Unused with ``snr_db``.
+        snr_db: L2 only: the budget as an SNR in dB instead of ``eps``, each clip's radius
+            ``||r|| 10^(-snr_db / 20)`` (module docstring); ``None`` (default): ``eps``.
+        snr_convention: what ``snr_db`` is measured against: ``"true"`` (``x``, default) or
+            ``"box"`` (``x + 1``, [16]'s convention; ``ssgan.metrics``).
         steps: number of gradient steps (default 10).
-        step_size: per-step size; ``None`` means ``2.5 * eps / steps`` (Madry et al.).
+        step_size: per-step size in waveform units; ``None`` means ``2.5 * eps / steps``
+            (Madry et al.; with ``snr_db``, of each clip's own radius).
         random_start: start from a random point in the ball (default True), drawn from the
             ``generator`` passed to the call.
         loss: ``"ce"`` (cross-entropy, default) or ``"margin"`` (logit margin).
@@ -60,6 +72,7 @@ class PGD(Attack):
 
         attack = PGD(norm="l2", eps=0.3, steps=20)
         x_adv = attack(model, x, y, target=t, generator=torch.Generator().manual_seed(0))
+        x_adv = PGD(norm="l2", snr_db=35.7, snr_convention="box")(model, x, y)
     """
 
     name: ClassVar[str] = "pgd"
@@ -70,6 +83,8 @@ class PGD(Attack):
         *,
         norm: Literal["linf", "l2"] = "linf",
         eps: float = 0.002,
+        snr_db: float | None = None,
+        snr_convention: str = "true",
         steps: int = 10,
         step_size: float | None = None,
         random_start: bool = True,
@@ -81,6 +96,13 @@ class PGD(Attack):
             "norm", norm, ("linf", "l2")
         )
         self.eps = check_positive("eps", eps)
+        self.snr_convention = check_convention(snr_convention)
+        if snr_db is not None and (self.norm != "l2" or not -60.0 <= float(snr_db) <= 120.0):
+            raise ValueError(
+                f"snr_db={snr_db!r} with norm={norm!r}: an SNR budget needs norm='l2' and a value "
+                "in [-60, 120] dB"
+            )
+        self.snr_db = None if snr_db is None else float(snr_db)
         self.steps = check_int("steps", steps, minimum=1)
         self.step_size = None if step_size is None else check_positive("step_size", step_size)
         if not isinstance(random_start, bool):
@@ -94,6 +116,8 @@ class PGD(Attack):
         self.eot_samples = check_int("eot_samples", eot_samples, minimum=1)
 
     def budget(self) -> Budget:
+        if self.snr_db is not None:
+            return Budget("l2", math.inf, snr_db=self.snr_db, snr_convention=self.snr_convention)
         return Budget(self.norm, self.eps)
 
     def _gradient(
@@ -122,7 +146,8 @@ class PGD(Attack):
         generator: torch.Generator,
     ) -> Tensor:
         budget = self.budget()
-        alpha = self.step_size if self.step_size is not None else 2.5 * self.eps / self.steps
+        eps = budget.radius(x)  # a number, or (batch, 1) radii with snr_db
+        alpha = self.step_size if self.step_size is not None else 2.5 * eps / self.steps
         x_adv = x.clone()
         if self.random_start:
             if self.norm == "linf":
@@ -130,7 +155,7 @@ class PGD(Attack):
             else:
                 direction = rand_like_cpu(x, generator, kind="normal")
                 direction = direction / _row_norms(direction)
-                radius = rand_like_cpu(x[:, :1], generator) * self.eps
+                radius = rand_like_cpu(x[:, :1], generator) * eps
                 delta = direction * radius
             x_adv = (x + delta).clamp(-1.0, 1.0)
         for _ in range(self.steps):

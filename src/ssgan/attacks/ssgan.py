@@ -41,8 +41,9 @@ from ssgan.attacks.base import (
 from ssgan.attacks.ddn import quietest_scale, refine_min_norm
 from ssgan.attacks.ssgan_run import GAN_KIND, attack_from_run, train_config
 from ssgan.data import segments as sip
+from ssgan.io import unflatten_state_dict
+from ssgan.metrics import check_convention
 from ssgan.models.generator import DEFAULT_MAX_DELTA, Generator
-from ssgan.training.checkpoint import unflatten_state_dict
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +84,9 @@ class SSGANAttack(LearnedAttack):
             ``search_min_snr_db``) where it does not, along the victim's gradient. One victim
             forward + backward per step: its own row ("SSGAN + refine k"). 0 (default): off.
         refine_gamma: the relative change of each clip's norm per refine step.
+        snr_convention: what G's ``snr_db`` and the SNRs of ``quietest`` / ``refine_steps``
+            (``search_min_snr_db``, ``search_max_snr_db``) are measured against: ``"true"``
+            (the clip, default) or ``"box"`` (``x + 1``, [16]'s convention; ``ssgan.metrics``).
         precision: ``"float32"`` or ``"bfloat16"``: the arithmetic of G at attack time.
             bfloat16 runs G under autocast (CPUs with AVX512-BF16 or AMX, and GPUs); the bound
             ``|delta| <= max_delta`` and the stitched output stay float32. docs/performance.md
@@ -118,6 +122,7 @@ class SSGANAttack(LearnedAttack):
         front: tuple[int, ...] | list[int] = (),
         spectral: bool = False,
         lowpass_hz: float = 0.0,
+        snr_convention: str = "true",
         grad_input: bool = False,
         num_classes: int = 0,
         profile: str = "cpu",
@@ -163,6 +168,7 @@ class SSGANAttack(LearnedAttack):
         self.front = tuple(int(v) for v in front)
         self.spectral = bool(spectral)
         self.lowpass_hz = float(lowpass_hz)
+        self.snr_convention = check_convention(snr_convention)
         self.grad_input = bool(grad_input)
         self.num_classes = check_int("num_classes", num_classes, minimum=0)
         # A conditional G is targeted only; the class attribute says "untargeted G".
@@ -205,6 +211,7 @@ class SSGANAttack(LearnedAttack):
             front=self.front,
             spectral=self.spectral,
             lowpass_hz=self.lowpass_hz,
+            snr_convention=self.snr_convention,
         )
 
     # ------------------------------------------------------------------ construction
@@ -232,6 +239,7 @@ class SSGANAttack(LearnedAttack):
             "front": generator.front_spec,
             "spectral": generator.spectral,
             "lowpass_hz": generator.lowpass_hz,
+            "snr_convention": generator.snr_convention,
             "grad_input": generator.grad_input,
             "num_classes": generator.num_classes,
         }
@@ -406,6 +414,7 @@ class SSGANAttack(LearnedAttack):
                 gamma=self.refine_gamma,
                 init_snr_db=self.snr_db,
                 min_snr_db=self.search_min_snr_db,
+                snr_convention=self.snr_convention,
             )
         if self.quietest:
             delta = quietest_scale(
@@ -417,5 +426,6 @@ class SSGANAttack(LearnedAttack):
                 min_snr_db=self.search_min_snr_db,
                 max_snr_db=self.search_max_snr_db,
                 steps=self.search_steps,
+                snr_convention=self.snr_convention,
             )
         return x + delta

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ssgan.errors import CheckpointError
-from ssgan.training.checkpoint import load_checkpoint, unflatten_state_dict
+from ssgan.io import load_checkpoint, unflatten_state_dict
 
 if TYPE_CHECKING:
     from ssgan.attacks.ssgan import SSGANAttack
@@ -48,6 +48,7 @@ def train_config(attack: SSGANAttack, seed: int) -> GANTrainConfig:
         g_front_spec=attack.front,
         g_spectral=attack.spectral,
         g_lowpass_hz=attack.lowpass_hz,
+        snr_convention=attack.snr_convention,
         targeted=attack.num_classes > 0,
         n_classes=attack.num_classes,
         seed=seed,

@@ -5,7 +5,8 @@ unless ``--format`` says otherwise) at the input's own sample rate, channel coun
 and level: G perturbs the peak-normalised 16 kHz mono clip, the perturbation is resampled back to
 the input's rate and added to every channel of the original samples. One JSON line per input goes
 to stdout and to ``DIR/results.jsonl``: the written file's rate and channels, the SNR in dB
-(paper eq. 10, on the normalised 16 kHz clip) and, with ``--victim``, the predictions (class
+(paper eq. 10, on the normalised 16 kHz clip: ``snr_db`` the true one, ``snr_box_db`` in [16]'s
+box convention, ``ssgan.metrics``) and, with ``--victim``, the predictions (class
 names) on the clean input and on the written file as read back through the normal loader. Inputs
 and existing outputs are never overwritten without ``--overwrite`` (an input never, even with
 it); every file is written to a temporary name and renamed. Inputs are streamed
@@ -152,8 +153,8 @@ def plan_outputs(
 
 def run(args: argparse.Namespace) -> int:
     from ssgan.attacks.ssgan import SSGANAttack
+    from ssgan.io import atomic_write_text
     from ssgan.streaming import attack_file
-    from ssgan.training.checkpoint import atomic_write_text
 
     try:
         _apply_settings(args)
@@ -224,6 +225,7 @@ def run(args: argparse.Namespace) -> int:
             record["sample_rate"] = result.sample_rate
             record["channels"] = result.channels
             record["snr_db"] = result.snr_db
+            record["snr_box_db"] = result.snr_box_db
             if result.clean_logits is not None and result.adv_logits is not None:
                 clean = int(result.clean_logits.argmax(1)[0])
                 adv = int(result.adv_logits.argmax(1)[0])
@@ -245,8 +247,8 @@ def _target_class(
 ) -> int | None:
     """``--target`` as a class index, checked against the generator (class-conditional or not)."""
     from ssgan.errors import SSGANError
+    from ssgan.io import load_checkpoint
     from ssgan.targets import resolve_class
-    from ssgan.training.checkpoint import load_checkpoint
 
     if attack.num_classes and args.target is None:
         raise SSGANError(f"{args.generator}: a class-conditional generator needs --target CLASS")

@@ -257,7 +257,7 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"{s['n']} clips: ACC {fmt(s['acc'], 'pct')} %, ASR {fmt(s['asr'], 'pct')} % "
             f"(after 16-bit PCM {fmt(s['asr_pcm16'], 'pct')} %), "
-            f"MSNR {fmt(s['msnr_db'], 'db')} dB, "
+            f"MSNR true {fmt(s['msnr_db'], 'db')} dB (box [16] {fmt(s['msnr_box_db'], 'db')} dB), "
             f"{fmt(s['seconds_per_example'], 's')} s per example on {s['device']}"
         )
         for spec, v in s.get("transforms", {}).items():
@@ -287,15 +287,16 @@ def _write_transfer(
     args: argparse.Namespace, attack: Any, victims: dict[str, Any], out: Path
 ) -> None:
     from ssgan.evaluation import json_safe
+    from ssgan.io import atomic_write_json
     from ssgan.report.markdown import format_value as fmt
-    from ssgan.training.checkpoint import atomic_write_json
     from ssgan.transfer import score_transfer
 
     scores = {run: score_transfer(attack.calls, model) for run, model in victims.items()}
     atomic_write_json(out / "transfer.json", json_safe({"source": str(args.victim), **scores}))
     for run, s in scores.items():
         print(f"transfer to {run}: ASR {fmt(s['asr'], 'pct')} % of {s['n_right']} clips it "
-              f"gets right, MSNR {fmt(s['msnr_db'], 'db')} dB")  # fmt: skip
+              f"gets right, MSNR true {fmt(s['msnr_db'], 'db')} dB (box [16] "
+              f"{fmt(s['msnr_box_db'], 'db')} dB)")  # fmt: skip
 
 
 def _run_targeted(
@@ -322,6 +323,7 @@ def _run_targeted(
         print(json.dumps(json_safe(s), indent=2, sort_keys=True))
     else:
         print(f"{s['n']} clips ({s['n_skipped']} skipped): targeted success "
-              f"{fmt(s['success_rate'], 'pct')} % of {s['n_right']} right clips, MSNR "
-              f"{fmt(s['msnr_db'], 'db')} dB; report: {result.report_md}")  # fmt: skip
+              f"{fmt(s['success_rate'], 'pct')} % of {s['n_right']} right clips, MSNR true "
+              f"{fmt(s['msnr_db'], 'db')} dB (box [16] {fmt(s['msnr_box_db'], 'db')} dB); "
+              f"report: {result.report_md}")  # fmt: skip
     return 0

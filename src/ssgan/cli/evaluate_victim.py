@@ -20,8 +20,8 @@ from ssgan.cli.common import (
 )
 from ssgan.data import make_split
 from ssgan.errors import DatasetError
+from ssgan.io import atomic_write_json, atomic_write_text
 from ssgan.models.victim import load_victim, predict_clips
-from ssgan.training.checkpoint import atomic_write_json, atomic_write_text
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -19,7 +19,7 @@ import numpy as np
 
 from ssgan import SAMPLE_RATE
 from ssgan.audio import file_fingerprint, load_audio, peak_normalize
-from ssgan.training.checkpoint import atomic_write
+from ssgan.io import atomic_write
 
 log = logging.getLogger(__name__)
 

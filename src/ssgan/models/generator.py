@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ssgan import SAMPLE_RATE
+from ssgan.metrics import check_convention, snr_reference
 from ssgan.models.band import low_pass
 from ssgan.models.front_end import FeatureMapNet, FrontEnd
 from ssgan.models.layout import waveform_map
@@ -42,13 +43,20 @@ OUTPUTS = ("tanh", "snr")
 (the output's direction, scaled to an exact SNR against the segment it perturbs)."""
 
 
-def scale_to_snr(g: torch.Tensor, x: torch.Tensor, snr_db: float | torch.Tensor) -> torch.Tensor:
-    """Rescale each row of ``g (batch, time)`` so that ``20 log10(||x|| / ||g||) = snr_db``.
+def scale_to_snr(
+    g: torch.Tensor,
+    x: torch.Tensor,
+    snr_db: float | torch.Tensor,
+    convention: str = "true",
+) -> torch.Tensor:
+    """Rescale each row of ``g (batch, time)`` so that ``20 log10(||r|| / ||g||) = snr_db``.
 
-    ``snr_db`` is a number or a ``(batch,)`` tensor (a loudness per example). A silent ``x``
-    gets ``delta = 0``; a zero ``g`` stays zero. Differentiable in ``g`` (and ``snr_db``).
+    ``r`` is the reference of the SNR ``convention`` (``ssgan.metrics.snr_reference``): ``x``
+    itself (``"true"``) or ``x + 1`` ([16]'s box convention). ``snr_db`` is a number or a
+    ``(batch,)`` tensor (a loudness per example). A silent ``x`` gets ``delta = 0`` in the true
+    convention; a zero ``g`` stays zero. Differentiable in ``g`` (and ``snr_db``).
     """
-    x_norm = x.float().norm(dim=-1, keepdim=True)
+    x_norm = snr_reference(x.float(), convention).norm(dim=-1, keepdim=True)
     g_norm = g.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     if isinstance(snr_db, torch.Tensor):
         snr_db = snr_db.reshape(-1, 1)
@@ -137,6 +145,9 @@ class Generator(nn.Module):
             scaling (``ssgan.models.band.low_pass``), so the whole budget lies in the band a
             channel keeps (3800 for resampling to 8 kHz). Needs ``output="snr"``; 0 (default):
             the full band.
+        snr_convention: what ``snr_db`` is measured against with ``output="snr"``: ``"true"``
+            (the segment itself, default) or ``"box"`` (``x + 1``, [16]'s box convention, which
+            the paper's SNR figures use; ``ssgan.metrics``).
         norm: instance norm after each conv (AdvGAN's choice). Off by default: it doubled G's
             CPU time (64 vs 34 ms for a 5 s clip, best of 15, 2 shared cores, measured before
             the channels_last fix of ``ssgan.models.layout``) and the short trainings we ran
@@ -168,8 +179,10 @@ class Generator(nn.Module):
         front: tuple[int, ...] | list[int] = (),
         spectral: bool = False,
         lowpass_hz: float = 0.0,
+        snr_convention: str = "true",
     ) -> None:
         super().__init__()
+        self.snr_convention = check_convention(snr_convention)
         if not 0 <= lowpass_hz < SAMPLE_RATE / 2 or (lowpass_hz > 0 and output != "snr"):
             raise ValueError(
                 f"lowpass_hz must be in [0, {SAMPLE_RATE // 2}), and > 0 only with "
@@ -335,7 +348,9 @@ class Generator(nn.Module):
         if self.spectral_mask is not None:
             if target is not None:
                 raise ValueError("this generator is not class-conditional: no target=")
-            return scale_to_snr(self._band(self.spectral_mask(x).float()), x, self.snr_db)
+            return scale_to_snr(
+                self._band(self.spectral_mask(x).float()), x, self.snr_db, self.snr_convention
+            )
         if (target is None) != (self.target_embedding is None):
             need = "needs target=" if target is None else "is not class-conditional: no target="
             raise ValueError(f"this generator {need} (num_classes={self.num_classes})")
@@ -379,7 +394,7 @@ class Generator(nn.Module):
             out = out + self.pattern.float().repeat(1, repeats)[:, :padded]
         out = out[:, :time]
         if self.output == "snr":
-            return scale_to_snr(self._band(out), x, snr)
+            return scale_to_snr(self._band(out), x, snr, self.snr_convention)
         return self.max_delta * torch.tanh(out)
 
     def _band(self, out: torch.Tensor) -> torch.Tensor:
@@ -400,7 +415,7 @@ class Generator(nn.Module):
         p, saved, winners = self.front_end(h)
         u = self.feature_net(p.to(h.dtype), target).float()
         out = self.front_end.transpose(u, saved, winners)[:, :time]
-        return scale_to_snr(self._band(out.float()), x, self.snr_db)
+        return scale_to_snr(self._band(out.float()), x, self.snr_db, self.snr_convention)
 
     def load_front(self, victim: nn.Module) -> None:
         """Copy the victim's front end into a ``front=`` G (done when training starts)."""

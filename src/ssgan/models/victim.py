@@ -232,8 +232,8 @@ def load_victim(
         CheckpointError: missing, truncated or corrupted files, or a checkpoint of another kind or
         architecture.
     """
+    from ssgan.io import load_checkpoint
     from ssgan.models.registry import MODELS
-    from ssgan.training.checkpoint import load_checkpoint
 
     tensors, meta, _ = load_checkpoint(run_dir, checkpoint)
     where = Path(run_dir) / f"{checkpoint}.json"

@@ -14,8 +14,10 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from ssgan.io import atomic_write_text
 from ssgan.paper import PaperRow
 from ssgan.report.markdown import (
+    SNR_NOTE,
     TRANSFORM_NOTE,
     example_caption,
     run_items,
@@ -23,7 +25,6 @@ from ssgan.report.markdown import (
     transform_table,
 )
 from ssgan.report.plots import Example, fig5_png, gain_label, perturbation_gain, wav_bytes
-from ssgan.training.checkpoint import atomic_write_text
 
 _CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
@@ -84,9 +85,8 @@ def render_html(
         )
     parts += ["<h2>Summary</h2>", _table(*summary_table(summary, paper_rows))]
     parts.append(
-        "<p>ACC = N_right / N; ASR = N_success / N_right (paper eq. 9); SNR = 20 log10(rms(x) / "
-        "rms(x_adv &minus; x)) (eq. 10); MSNR = mean SNR over the successful examples. "
-        "Definitions: <code>ssgan.metrics</code>.</p>"
+        f"<p>ACC = N_right / N; ASR = N_success / N_right (paper eq. 9); {escape(SNR_NOTE)} "
+        "Definitions: <code>ssgan.metrics</code>, docs/snr.md.</p>"
     )
     channel = transform_table(summary)
     if channel is not None:

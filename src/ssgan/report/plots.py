@@ -44,6 +44,7 @@ class Example:
     adv_pred_name: str = ""
     adv_pred_pcm16: int | None = None
     sample_rate: int = SAMPLE_RATE
+    snr_box_db: float | None = None  # [16]'s box convention (ssgan.metrics); None: not known
 
     @property
     def delta(self) -> np.ndarray:

@@ -31,7 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from ssgan.errors import CheckpointError
-from ssgan.training.checkpoint import atomic_write_json, load_checkpoint
+from ssgan.io import atomic_write_json, load_checkpoint
 from ssgan.training.victim import ClipSource, VictimTrainConfig, train_victim
 
 __all__ = ["Adversary", "fine_tune_victim", "load_adversary", "load_victim_weights"]

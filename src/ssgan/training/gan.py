@@ -39,10 +39,10 @@ from ssgan import distributed
 from ssgan.config import to_dict
 from ssgan.data.segments import random_crops
 from ssgan.errors import CheckpointError, OutputError, TrainingDivergedError
+from ssgan.io import atomic_write_json, json_safe
 from ssgan.models.front_end import front_spec
 from ssgan.models.victim import victim_frozen
 from ssgan.training import parallel
-from ssgan.training.checkpoint import atomic_write_json, json_safe
 from ssgan.training.gan_checkpoint import (
     keep_metrics_until,
     rank_streams,
@@ -136,6 +136,7 @@ def validate(
         "val/acc": float(result.summary["acc"]),
         "val/asr": float(asr),
         "val/msnr_db": float(result.summary["msnr_db"]),
+        "val/msnr_box_db": float(result.summary.get("msnr_box_db", math.nan)),
         "val/snr_db": sum(finite) / len(finite) if finite else math.nan,
         "val/clips": float(result.summary["n"]),
     }
@@ -165,13 +166,13 @@ class _HeldOut:
 
 
 def _score(
-    metrics: dict[str, float], min_snr_db: float | None = None
+    metrics: dict[str, float], min_snr_db: float | None = None, convention: str = "true"
 ) -> tuple[float, float, float]:
-    """Ordering of epochs for ``best``: first whether the validation MSNR reaches
-    ``min_snr_db`` (an epoch that fools loudly never beats one that fools at the target
-    loudness), then ASR, then MSNR (nan counts as lowest)."""
+    """Ordering of epochs for ``best``: first whether the validation MSNR (in the SNR
+    ``convention``) reaches ``min_snr_db`` (an epoch that fools loudly never beats one that
+    fools at the target loudness), then ASR, then MSNR (nan counts as lowest)."""
     asr = metrics.get("val/asr", math.nan)
-    msnr = metrics.get("val/msnr_db", math.nan)
+    msnr = metrics.get("val/msnr_box_db" if convention == "box" else "val/msnr_db", math.nan)
     # 1.5 dB of slack: an exact-SNR clip can be louder than its segments (the last segment is
     # filled with the clip's start, then trimmed; clipping to [-1, 1]), by ~1 dB on ESC-10.
     quiet = min_snr_db is None or (not math.isnan(msnr) and msnr >= min_snr_db - 1.5)
@@ -347,7 +348,7 @@ def _loop(
                 metrics.update(validate(state, victim, val_clips, val_labels, device=device))
             metrics["lr"] = state.opt_G.param_groups[0]["lr"]
             metrics["epoch_s"] = time.perf_counter() - t0
-            score = _score(metrics, config.selection_snr_db)
+            score = _score(metrics, config.selection_snr_db, config.snr_convention)
             is_best = state.best is None or score > state.best
             if is_best:
                 state.best = score

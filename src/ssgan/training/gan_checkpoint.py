@@ -2,7 +2,7 @@
 
 ``last`` holds G + D weights, metadata and the optimiser / scheduler / RNG state (written every
 epoch, so a resume continues exactly); ``best`` holds the generator of the best epoch, which
-``SSGANAttack.from_run`` loads. Files are written atomically by ``ssgan.training.checkpoint``;
+``SSGANAttack.from_run`` loads. Files are written atomically by ``ssgan.io``;
 the loop that calls these is ``ssgan.training.gan``.
 """
 
@@ -18,7 +18,7 @@ import torch
 from ssgan import SAMPLE_RATE
 from ssgan.config import from_dict, to_dict
 from ssgan.errors import CheckpointError
-from ssgan.training.checkpoint import (
+from ssgan.io import (
     atomic_write_text,
     flatten_state_dicts,
     json_safe,

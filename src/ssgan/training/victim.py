@@ -44,10 +44,10 @@ from torch import nn
 from ssgan import distributed
 from ssgan.config import to_dict
 from ssgan.errors import CheckpointError, DatasetError, TrainingDivergedError
+from ssgan.io import atomic_write_json, rng_state, save_checkpoint
 from ssgan.models.registry import build_model
 from ssgan.models.victim import ClipClassifier, predict_clips
 from ssgan.training import parallel
-from ssgan.training.checkpoint import atomic_write_json, rng_state, save_checkpoint
 from ssgan.training.victim_checkpoint import (
     checkpoint_meta,
     model_weights,

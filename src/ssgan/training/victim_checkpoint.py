@@ -3,7 +3,7 @@
 ``best`` holds the weights of the epoch with the highest test accuracy; ``last`` adds the
 optimiser, generator and RNG state (and under data parallelism every rank's crop generator and
 dropout RNG), so a resume continues exactly. Resuming checks the run's config first. Files are
-written atomically by ``ssgan.training.checkpoint``; the loop that calls these is
+written atomically by ``ssgan.io``; the loop that calls these is
 ``ssgan.training.victim``.
 """
 
@@ -19,8 +19,8 @@ from torch import nn
 from ssgan import SAMPLE_RATE, distributed
 from ssgan.config import to_dict
 from ssgan.errors import CheckpointError, OutputError
+from ssgan.io import atomic_write_text, load_checkpoint, rng_state, set_rng_state
 from ssgan.models.victim import VICTIM_KIND
-from ssgan.training.checkpoint import atomic_write_text, load_checkpoint, rng_state, set_rng_state
 from ssgan.training.victim_config import VictimTrainConfig
 from ssgan.training.victim_steps import TrainState
 

@@ -1,4 +1,4 @@
-"""Crash-safe, code-free checkpoints.
+"""The package's I/O layer: crash-safe atomic writes, strict JSON, code-free checkpoints.
 
 A checkpoint is a directory entry pair ``<name>.safetensors`` (tensors only) + ``<name>.json``
 (metadata: config, class names, sample rate, metrics...). Optional training state (optimiser,
