@@ -206,8 +206,7 @@ def _train(args: list[str], out: Path) -> None:
         shutil.rmtree(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "ssgan", *args, "--out", str(out)]
-    env = dict(os.environ, SSGAN_PROGRESS="0")
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise SystemExit(
             f"training failed ({' '.join(cmd)}):\n{proc.stderr[-3000:]}{proc.stdout[-1000:]}"

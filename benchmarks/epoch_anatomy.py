@@ -30,6 +30,7 @@ import contextlib
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -198,12 +199,15 @@ def _child(args: argparse.Namespace) -> dict[str, Any]:
             state={"optimizer": opt.state_dict(), "rng": rng_state()},
         )  # fmt: skip
     sizes = {p.name: p.stat().st_size for p in ckpt.iterdir()}
+    shutil.rmtree(run_dir)  # ~1 GB of EnvNet checkpoints
 
     # One GAN step against the trained victim, whole and in parts.
+    from ssgan.training.gan import PROFILES as GAN_PROFILES
+
     gan_args = argparse.Namespace(
         profile=args.gan_profile,
         batch_size=2 if args.quick else None,
-        victim_crops=1 if args.quick else None,
+        victim_crops=1 if args.quick else GAN_PROFILES[args.gan_profile].victim_crops,
         repeats=args.repeats,
     )
     with usage.part("GAN step anatomy"):

@@ -1,4 +1,5 @@
-"""Smoke test of the benchmark scripts: each runs with --quick on tiny models and writes its JSON.
+"""Smoke test of the scripts of benchmarks/ and research/: each runs with --quick (or tiny
+settings) on tiny models and writes its JSON.
 
 The tiny runs (EnvNet with its shortest window and 16-wide FC layers, one epoch; a GAN of two
 steps) are trained once for the module by ``benchmarks/common.ensure_runs``; each script is then
@@ -15,17 +16,20 @@ from pathlib import Path
 import pytest
 import torch
 
-BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "benchmarks"
+RESEARCH = ROOT / "research"  # experiments and GPU sessions, tested here beside the benchmarks
 VICTIM_SET = ["window=5294", "fc_width=16", "epochs=1"]
 GAN_SET = ["epochs=1", "steps_per_epoch=2", "val_clips=2", "victim_crops=1"]
 
 pytestmark = pytest.mark.slow
 
 
-def _load(name: str):
-    if str(BENCH) not in sys.path:
-        sys.path.insert(0, str(BENCH))
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+def _load(name: str, folder: Path = BENCH):
+    """The script ``folder/name.py`` as a module, with its folder on ``sys.path`` (as when run)."""
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", folder / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -159,7 +163,7 @@ def test_gpu_session_schedule_on_cpu(tmp_path):
     with the epochs it reached (so its evaluations run), and the results come back packed."""
     import tarfile
 
-    gpu_session = _load("gpu_session")
+    gpu_session = _load("gpu_session", RESEARCH)
     work, out = tmp_path / "work", tmp_path / "out"
     rc = gpu_session.main(
         [
@@ -193,7 +197,7 @@ def test_gpu_issues_schedule_on_cpu(tmp_path):
     targeted evaluations on the victims and generators trained here, and the results packed."""
     import tarfile
 
-    gpu_issues = _load("gpu_issues")
+    gpu_issues = _load("gpu_issues", RESEARCH)
     work, out = tmp_path / "work", tmp_path / "out"
     rc = gpu_issues.main(
         [
@@ -229,8 +233,8 @@ def test_a_stopping_session_starts_no_defence_job(tmp_path):
     more and ``start`` refuses, so no job outlives the session."""
     from types import SimpleNamespace
 
-    gpu_defence = _load("gpu_defence")
-    gpu_session = _load("gpu_session")
+    gpu_defence = _load("gpu_defence", RESEARCH)
+    gpu_session = _load("gpu_session", RESEARCH)
     args = SimpleNamespace(
         profile="paper", defence_gan_epochs=10, gan_set=[], victim_set=[], eval_batch=40,
         device="cpu", defence_parallel=3, budget=60.0, threads=1, work=tmp_path, out=tmp_path / "o",
@@ -252,7 +256,7 @@ def test_gpu_issues_merges_robustness_rows(tmp_path):
     whose evaluation finished is copied beside the others and written, no other."""
     from types import SimpleNamespace
 
-    gpu_issues = _load("gpu_issues")
+    gpu_issues = _load("gpu_issues", RESEARCH)
     specs = ["mp3:kbps=128", "resample:rate_hz=8000"]
 
     def summary(folder: Path, asr: float) -> None:
@@ -280,7 +284,7 @@ def test_gpu_issues_merges_robustness_rows(tmp_path):
 def test_loss_balance(runs, tmp_path, capsys):
     v_dir, _ = runs
     out = tmp_path / "loss_balance.json"
-    rc = _load("loss_balance").main(
+    rc = _load("loss_balance", RESEARCH).main(
         ["--victim", str(v_dir), "--root", "bundled", "--quick", "--out", str(out)]
     )
     assert rc == 0
@@ -297,7 +301,7 @@ def test_frontier(runs, tmp_path):
     out = tmp_path / "frontier.json"
     argv = ["--victim", str(v_dir), "--generator", str(g_dir), "--root", "bundled",
             "--clips", "2", "--pgd-steps", "1", "--out", str(out)]  # fmt: skip
-    assert _load("frontier").main(argv) == 0
+    assert _load("frontier", RESEARCH).main(argv) == 0
     result = json.loads(out.read_text())
     assert result["snr_db"] == [20.0, 25.0, 30.0, 35.0, 40.0]
     assert result["clips_right"] <= 2
@@ -319,7 +323,7 @@ def test_recipe_sweep(runs, tmp_path):
     out = tmp_path / "sweep.json"
     argv = ["--victim", str(v_dir), "--root", "bundled", "--steps", "2", "--eval-every", "1",
             "--variants", "snr30", "--work", str(tmp_path / "work"), "--out", str(out)]  # fmt: skip
-    assert _load("recipe_sweep").main(argv) == 0
+    assert _load("recipe_sweep", RESEARCH).main(argv) == 0
     (row,) = json.loads(out.read_text())
     assert row["variant"] == "snr30" and row["steps"] == 2
     assert "--set g_output=snr" in row["command"]
@@ -341,7 +345,7 @@ def test_defence_table_robust_accuracy_and_a_mismatched_victim(tmp_path, capsys)
     b = summary("b", 0.75, 0.0, None)
     c = summary("c", 0.5, 0.5, 31.0)
     out = tmp_path / "t.json"
-    defence = _load("defence_table")
+    defence = _load("defence_table", RESEARCH)
     argv = ["--out", str(out), "--eval", "V", "G", a, "--eval", "V", "PGD", b]
     assert defence.main(argv) == 0
     rows = json.loads(out.read_text())
@@ -369,8 +373,8 @@ def test_gpu_defence_runs_jobs_in_dependency_order_and_skips_what_a_failure_bloc
 
     from ssgan.cli import build_parser
 
-    gpu_defence = _load("gpu_defence")
-    gpu_session = _load("gpu_session")
+    gpu_defence = _load("gpu_defence", RESEARCH)
+    gpu_session = _load("gpu_session", RESEARCH)
     args = SimpleNamespace(
         profile="paper", defence_gan_epochs=10, gan_set=[], victim_set=[], eval_batch=40,
         device="cpu", defence_parallel=3, budget=60.0, threads=1,

@@ -77,6 +77,7 @@ def test_targeted_search_reaches_the_target(tiny_victim, clean):
     assert hit.float().mean() >= 0.75
 
 
+@pytest.mark.slow
 def test_ssgan_refine_fools_more_quietly_than_its_generator(tiny_victim, clean):
     x, y = clean
     plain = SSGANAttack(segment_seconds=0.125, snr_db=-5.0, epochs=2)

@@ -29,6 +29,9 @@ from ssgan.models.registry import build_model
 from ssgan.training import parallel
 from ssgan.training.victim import epoch_batches, lr_at, make_batch, train_victim
 
+# every test here launches processes (torchrun or spawned ranks): the slow tier
+pytestmark = pytest.mark.slow
+
 WORKER = Path(__file__).with_name("dist_worker.py")
 SRC = str(Path(ssgan.__file__).resolve().parents[1])
 

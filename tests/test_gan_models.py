@@ -46,7 +46,7 @@ def test_parameter_counts() -> None:
     def count(m: torch.nn.Module) -> int:
         return sum(p.numel() for p in m.parameters())
 
-    assert 30_000 <= count(Generator()) <= 40_000  # the ~30 K AdvGAN-sized G of DESIGN s. 9
+    assert 30_000 <= count(Generator()) <= 40_000  # the ~30 K AdvGAN-sized G (docs/design.md)
     assert count(Generator(channels=4, n_blocks=2)) < count(Generator())
     assert 5_000 <= count(Discriminator()) <= 20_000
     assert Generator().max_delta == DEFAULT_MAX_DELTA

@@ -57,7 +57,10 @@ def _layer(module: str) -> int:
 def _imports(path: Path, modules: dict[str, Path]) -> set[str]:
     found = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+        if isinstance(node, ast.ImportFrom) and node.level:
+            # the layers are checked on absolute names; the package uses no relative imports
+            raise AssertionError(f"{path}:{node.lineno}: relative import; import ssgan.... instead")
+        if isinstance(node, ast.ImportFrom) and node.module:
             if node.module.split(".")[0] != "ssgan":
                 continue
             for alias in node.names:
@@ -84,6 +87,17 @@ def test_no_import_crosses_a_layer_upwards() -> None:
     assert not new, f"imports that cross a layer upwards: {new}"
     gone = sorted(KNOWN_UPWARD - upward)
     assert not gone, f"no longer crossing, remove from KNOWN_UPWARD: {gone}"
+
+
+def test_the_checker_refuses_relative_imports(tmp_path: Path) -> None:
+    src = tmp_path / "m.py"
+    src.write_text("def f():\n    from .pgd import PGD\n")
+    try:
+        _imports(src, {})
+    except AssertionError as exc:
+        assert "relative import" in str(exc)
+    else:
+        raise AssertionError("a relative import went unchecked")
 
 
 def test_the_checker_sees_function_level_imports(tmp_path: Path) -> None:

@@ -55,7 +55,7 @@ def step():
     net.zero_grad(set_to_none=True)
     net(x).square().mean().backward()
 
-for _ in range(3):
+for _ in range(6):  # the heap grows to its working size over the first few steps
     step()
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 for _ in range(3):
@@ -65,6 +65,7 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 
 
 @pytest.mark.skipif(not GLIBC, reason="the settings are glibc's mallopt")
+@pytest.mark.slow
 def test_a_warm_training_step_faults_no_pages() -> None:
     """The point of the settings: after the first steps, a step's large temporaries come from
     memory the process keeps, so the kernel maps no new pages for them (in a fresh process:

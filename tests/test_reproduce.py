@@ -53,6 +53,7 @@ def test_table2_smoke_runs_and_resumes(tmp_path: Path, capsys, monkeypatch) -> N
     assert "3 already done, 1 to run: evaluate ssgan_0.8s_test" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_table3_smoke_on_fake_urbansound8k(tmp_path: Path, capsys, monkeypatch) -> None:
     from test_datasets import make_fake_us8k
 

@@ -80,6 +80,7 @@ def trained_run(tmp_path_factory):
     return out, summary
 
 
+@pytest.mark.slow
 def test_short_training_flips_most_clips_at_high_snr(trained_run) -> None:
     run, summary = trained_run
     victim = OffsetVictim()

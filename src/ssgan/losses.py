@@ -2,8 +2,8 @@
 
 - ``discriminator_loss``: least-squares GAN (Mao et al. 2017), eq. 3 with the sign fixed:
   ``L_D = E[(real_label - D(x))^2] + E[(D(x_adv) - fake_label)^2]``. The paper prints a minus
-  between the two terms, which would reward D for calling fakes real; DESIGN section 4 reads
-  it as the usual LSGAN sum.
+  between the two terms, which would reward D for calling fakes real; docs/design.md ("Losses")
+  reads it as the usual LSGAN sum.
 - ``fool_loss``: ``L_fool = E[(1 - D(x_adv))^2]`` (eq. 5).
 - ``margin_loss``: ``L_adv = E[max(z_y - max_{j != y} z_j + m, 0)]`` on the victim's logits
   (eq. 6, the Carlini-Wagner margin); ``targeted_margin_loss`` the targeted form

@@ -16,7 +16,10 @@ stays at its high-water mark instead of shrinking between steps.
 
 It runs when ``ssgan`` is imported, so every entry point gets it from a clean install: the
 ``ssgan`` command, ``python -m ssgan``, torchrun workers, the tests and the benchmarks.
-``SSGAN_MALLOC=system`` (set before the import) leaves the allocator as it was. On a C library
+``SSGAN_MALLOC=system`` (set before the import) leaves the allocator as it was. A thread that
+allocated before ``ssgan`` was imported keeps the arena it has (``M_ARENA_MAX`` only stops new
+ones), so a program that runs torch on several threads first gets part of the benefit: import
+ssgan first. On a C library
 other than glibc it does nothing. It changes where memory comes from, never what is computed.
 """
 

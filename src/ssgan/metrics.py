@@ -1,4 +1,4 @@
-"""The figures ssgan reports, each defined here with its formula (DESIGN.md section 6).
+"""The figures ssgan reports, each defined here with its formula (SNR conventions: docs/snr.md).
 
 Paper-comparable figures follow the SSGAN paper (section V.A.2.b), which takes its SNR from
 Abdoli et al. 2019 ("Universal adversarial audio perturbations", arXiv:1908.03173):

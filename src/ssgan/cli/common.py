@@ -144,8 +144,7 @@ def dataset_from_args(args: argparse.Namespace, **kwargs: Any) -> ClipDataset:
 
 
 def progress_bar(total: int, desc: str) -> tqdm:
-    """A tqdm bar on stderr (disabled when stderr is not a terminal and SSGAN_PROGRESS unset, and
-    on every torchrun rank but 0)."""
+    """A tqdm bar on stderr (disabled on every torchrun rank but 0)."""
     from ssgan import distributed
 
     return tqdm(

@@ -11,7 +11,7 @@ EnvNet-style (Tokozume & Harada 2017), as in the paper's Fig. 3, in three module
   works), a fully connected layer and a sigmoid.
 
 The 1-D convolutions are written as ``(1, k)`` 2-D convolutions on ``channels_last`` maps: the
-same function as ``Conv1d``, several times faster on CPU (DESIGN section 9). Leaky ReLUs and no
+same function as ``Conv1d``, several times faster on CPU (docs/performance.md). Leaky ReLUs and no
 batch norm: D sees separate real and fake batches, where batch statistics would leak the label.
 """
 

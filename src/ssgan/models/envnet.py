@@ -7,14 +7,15 @@
 
 Both take one window of a clip, ``(batch, window)`` 16 kHz float32 waveforms, and return logits
 ``(batch, n_classes)``. The clip-level protocol (padding, 10 crops, averaged softmax) lives in
-``ssgan.models.victim``. Layer tables follow DESIGN.md section 3 and the official Chainer code:
+``ssgan.models.victim``. Layer tables follow the papers above and the official Chainer code:
 every conv is Conv (no bias) -> BatchNorm -> ReLU, pooling strides equal kernel sizes, and after
 the 1-D front end the channel axis is swapped to the height axis so that the following 2-D convs
 see a (frequency-like, time) image.
 
 Speed: every 4-D activation is kept in ``torch.channels_last``; on the 2-core AVX512 CPU this
-project develops on, the (1, k) convs run ~3x faster in that layout than in NCHW (DESIGN.md
-section 9). The models are layout-agnostic for their callers (inputs and outputs are 2-D).
+project develops on, the (1, k) convs run ~3x faster in that layout than in NCHW
+(docs/performance.md). The models are layout-agnostic for their callers (inputs and outputs are
+2-D).
 """
 
 from __future__ import annotations

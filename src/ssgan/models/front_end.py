@@ -141,7 +141,7 @@ class FrontEnd(nn.Module):
             u[:, :, None].float(), winners, (1, self.pool), output_size=off.shape[-2:]
         )
         # channels_last, the layout of the forward pass's tensors: several times faster for
-        # these (1, k) convs on CPU (DESIGN 9), and the masks need no copy.
+        # these (1, k) convs on CPU (docs/performance.md), and the masks need no copy.
         v = channels_last(v)
         for (weight, _, stride), (length, off) in zip(
             reversed(self._stages()), reversed(saved), strict=True

@@ -12,7 +12,7 @@ AdvGAN, Xiao et al. 2018), on a ``(batch, 1, 1, time)`` map with ``(1, k)`` kern
 
 G is fully convolutional: any ``time`` works, the input is zero-padded to a multiple of the total
 stride ``4 ** n_down`` and the output cropped back. Activations are ``channels_last`` because
-(1, k) convolutions are several times faster in that layout on CPU (DESIGN section 9).
+(1, k) convolutions are several times faster in that layout on CPU (docs/performance.md).
 Normalisation is optional instance norm (AdvGAN's choice; never batch norm, whose running
 statistics would make training and attack behave differently).
 
@@ -74,7 +74,7 @@ training. The hope was that the perturbation loss would pull the typical delta f
 (the paper's 30-36 dB is an RMS of ~0.002-0.004 at the median clip); measured, it does not: the
 `paper` profile trained to completion on a GPU pins delta at this bound (test ASR 58.8 % at
 5.7 dB on ESC-10, what sign noise at 0.05 does alone), and bounds of 0.002-0.01 shrink delta to
-nothing (ASR 0 %); ``benchmarks/loss_balance.py`` and docs/history.md ("On a GPU") say why. 0.05
+nothing (ASR 0 %); ``research/loss_balance.py`` and docs/history.md ("On a GPU") say why. 0.05
 stays the default as the one bound with which the paper's recipe fools at all; the measured SNR
 is what the evaluation reports.
 """

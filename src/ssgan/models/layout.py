@@ -1,7 +1,7 @@
 """Memory layout helpers: put one-channel maps into a layout oneDNN recognises as channels_last.
 
 Every model here runs its (1, k) convolutions on ``channels_last`` maps, several times faster on
-CPU than NCHW (DESIGN section 9). A map with a single channel is the trap: for ``(N, 1, H, W)``
+CPU than NCHW (docs/performance.md). A map with a single channel is the trap: for ``(N, 1, H, W)``
 the NCHW strides ``(HW, HW, W, 1)`` already count as channels_last-contiguous, so
 ``h.contiguous(memory_format=torch.channels_last)`` returns ``h`` unchanged, the convolution
 sees ambiguous strides, picks NCHW, and every layer after it stays NCHW. Measured on the 2-core

@@ -363,10 +363,19 @@ def _loop(
                     fh.write(json.dumps(json_safe({"epoch": state.epoch, **metrics})) + "\n")
                 save_run(out_dir, state, metrics, extra_meta, best=is_best, ranks=ranks)
             distributed.barrier("waiting for rank 0's checkpoint")
+    msnr_key = "val/msnr_box_db" if config.snr_convention == "box" else "val/msnr_db"
     summary: dict[str, Any] = {
         "epochs": state.epoch,
         "last": last,
-        "best": {"val/asr": state.best[1], "val/msnr_db": state.best[2]} if state.best else None,
+        # the MSNR of the ranking is in the run's SNR convention (_score): named after it
+        "best": (
+            {
+                "val/asr": state.best[1],
+                msnr_key: state.best[2],
+            }
+            if state.best
+            else None
+        ),
         "wall_s": time.perf_counter() - started,
         "out_dir": str(out_dir) if out_dir is not None else None,
     }

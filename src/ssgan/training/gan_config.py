@@ -156,6 +156,12 @@ class GANTrainConfig:
         for name in ("gamma", "loudness_range_db", "loudness_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}={getattr(self, name)!r}: must be >= 0")
+        if self.snr_convention != "true" and self.g_output != "snr":
+            # the tanh output's loudness comes from the SNR hinge of ssgan.losses, a true SNR
+            raise ValueError(
+                f"snr_convention={self.snr_convention!r} needs g_output='snr' (got "
+                f"{self.g_output!r})"
+            )
         if self.loudness_range_db > 0 and self.g_output != "snr":
             raise ValueError("loudness_range_db > 0 needs g_output='snr'")
         if self.g_grad and self.g_output != "snr":

@@ -12,10 +12,10 @@ backward, no victim.
 Every ``--eval-every`` steps the generator is scored as the query-free attack on the held-out
 validation clips (the tenth of the training split ``ssgan train gan`` holds out, never the test
 split), with the cosine to DDN's perturbations of those clips; the final G is written as a GAN
-run (``--work``/G), so ``benchmarks/query_budget.py`` can score it with the attack-time steps.
+run (``--work``/G), so ``research/query_budget.py`` can score it with the attack-time steps.
 
 Usage (from the repository root):
-    python benchmarks/distill_ddn.py --victim runs/victim_esc10 --root ../shared/data/ESC-50 \\
+    python research/distill_ddn.py --victim runs/victim_esc10 --root ../shared/data/ESC-50 \\
         --steps 2000 --work runs/distill --out benchmarks/results/distill_ddn.json
 """
 

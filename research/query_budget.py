@@ -8,7 +8,7 @@ the victim's forward and backward passes per clip, so a query-free generator, on
 attack-time search and an iterative attack can be read side by side.
 
 Usage (from the repository root):
-    python benchmarks/query_budget.py --victim runs/victim_esc10 --root ../shared/data/ESC-50 \\
+    python research/query_budget.py --victim runs/victim_esc10 --root ../shared/data/ESC-50 \\
         --row "SSGAN" ssgan generator=runs/g \\
         --row "SSGAN + refine 10" ssgan generator=runs/g refine_steps=10 \\
         --row "DDN 10" ddn steps=10 --out results/query_budget.json

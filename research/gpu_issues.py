@@ -21,13 +21,13 @@ a user runs; this script only schedules them against the budget (``gpu_session.S
    C&W (one process each), targeted SSGAN / PGD / C&W on EnvNet, Gaussian noise at 30 dB on each
    victim, and the robustness rows merged into one table (``robustness/``).
 
-With ``--defence``, the defence table (``benchmarks/gpu_defence.py``) runs beside phases 2 and 3
+With ``--defence``, the defence table (``research/gpu_defence.py``) runs beside phases 2 and 3
 as soon as EnvNet is trained.
 
 Everything small the runs write (tables, summaries, metrics.jsonl, logs; no weights) is packed
 into ``OUT/results.tar.gz`` after each phase, so a run cut short still returns what it measured.
 
-    python3 benchmarks/gpu_issues.py --data .device/data --work /tmp/gi --out "$OUT" \\
+    python3 research/gpu_issues.py --data .device/data --work /tmp/gi --out "$OUT" \\
         --budget 500 --device cuda
 
 ``--profile smoke --device cpu`` runs the same schedule on a CPU with tiny models (the test of

@@ -22,7 +22,7 @@ validation clips (the held-out tenth of the training split, never the test split
 ``--snr`` dB, beside FGM and Gaussian noise at the same SNR on the same clips.
 
 Usage (from the repository root):
-    python benchmarks/frontend_generator.py --victim runs/victim_esc10 \\
+    python research/frontend_generator.py --victim runs/victim_esc10 \\
         --root ../shared/data/ESC-50 --steps 400 --out benchmarks/results/frontend_generator.json
 """
 

@@ -9,7 +9,7 @@ and one L2 gradient step (FGM) at the same SNR on the same validation clips (wha
 alone does, and what one victim gradient does).
 
 Usage (from the repository root):
-    python benchmarks/recipe_sweep.py --victim runs/victim_esc10 --root ../shared/data/ESC-50 \\
+    python research/recipe_sweep.py --victim runs/victim_esc10 --root ../shared/data/ESC-50 \\
         --steps 600 --variants snr30 snr30-unfooled --work runs/sweep --out results/sweep.json
 
 Runs already finished in ``--work`` are read back, not retrained, so the table can grow one

@@ -17,7 +17,7 @@ and ``box`` (``s`` dB below ``x + 1``, [16]'s convention, the paper's; key ``asr
   (C&W minimises the distortion, so its SNR is the quietest it found).
 
 Usage (from the repository root):
-    python benchmarks/frontier.py --victim runs/victim_esc10 --generator runs/g \\
+    python research/frontier.py --victim runs/victim_esc10 --generator runs/g \\
         --root ../shared/data/ESC-50 --out benchmarks/results/frontier.json
 
 Writes the tables (JSON and Markdown), ``frontier.png`` (ASR against SNR, a line per attack, a
@@ -238,7 +238,7 @@ def write_html(result: dict[str, Any], path: Path, png: Path) -> None:
             f"<h2>SNR ({escape(LABELS[c])})</h2><table border='1' cellpadding='4'>"
             f"<tr><th>attack</th>{head}</tr>{body}</table>"
         )
-    command = escape(" ".join(["python benchmarks/frontier.py", *result.get("argv", [])]))
+    command = escape(" ".join(["python research/frontier.py", *result.get("argv", [])]))
     path.write_text(
         "<!doctype html><meta charset='utf-8'><title>ASR-SNR frontier</title>"
         "<body style='font-family:system-ui,sans-serif;max-width:900px;margin:2em auto'>"

@@ -1,6 +1,6 @@
 """The adversarial fine-tuning defence table of issue 17, as one phase of a prepared GPU session.
 
-Runs beside the other phases of ``benchmarks/gpu_issues.py`` (in a thread that only starts and
+Runs beside the other phases of ``research/gpu_issues.py`` (in a thread that only starts and
 watches ``ssgan`` processes) once the session's EnvNet is trained:
 
 1. a fixed SSGAN generator against that EnvNet (the ``cpu`` recipe, ``--defence-gan-epochs``);
@@ -10,7 +10,7 @@ watches ``ssgan`` processes) once the session's EnvNet is trained:
 3. every victim (the original and the three fine-tuned) against the fixed generator, PGD-Linf
    0.002 (10 steps), PGD-L2 1.0 (20 steps, ~30 dB) and C&W-L2; a generator re-trained with the
    fixed one's budget against each fine-tuned victim (the adaptive attacker), then scored;
-4. ``benchmarks/defence_table.py`` writes ``defence/defence.{json,md}``.
+4. ``research/defence_table.py`` writes ``defence/defence.{json,md}``.
 
 Each job starts when the jobs it needs have finished well (a failed one skips what depends on
 it), at most ``--defence-parallel`` at a time; nothing is started after ``until``.
@@ -156,7 +156,7 @@ def _schedule(s: Any, until: float) -> None:
 
 
 def write_table(s: Any, cells: list[tuple[str, str, str]]) -> None:
-    import defence_table  # benchmarks/ is on sys.path (gpu_issues puts it there)
+    import defence_table  # research/ is on sys.path (gpu_issues puts it there)
 
     argv: list[str] = []
     for row, column, name in cells:

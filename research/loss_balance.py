@@ -17,7 +17,7 @@ cosine between them: per example the victim term may pull harder, while in G's w
 example-specific directions can cancel and the shrinking of delta, the same for every example,
 adds up. (D's term is left out: its pull depends on how far D has been trained.)
 
-    python benchmarks/loss_balance.py --victim runs/envnet_esc10_cpu \\
+    python research/loss_balance.py --victim runs/envnet_esc10_cpu \\
         --root ../shared/data/ESC-50 --checkpoint last --out benchmarks/results/loss_balance.json
 """
 
@@ -25,10 +25,14 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
+from pathlib import Path
 from typing import Any
 
-import common
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+import common  # benchmarks/common.py: runs, tables, machine info
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -19,7 +19,7 @@ here is exactly what a user runs; this script only schedules them against the bu
 Everything small the runs write (tables, summaries, metrics.jsonl, logs; no weights) is packed
 into ``OUT/results.tar.gz`` after each phase, so a run cut short still returns what it measured.
 
-    python3 benchmarks/gpu_session.py --data DIR_WITH_ESC-50 --work /tmp/gs --out "$OUT" \\
+    python3 research/gpu_session.py --data DIR_WITH_ESC-50 --work /tmp/gs --out "$OUT" \\
         --budget 530 --device cuda
 
 ``--profile smoke --device cpu`` runs the same schedule in a minute on a CPU (the test of this
@@ -42,7 +42,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 # Small files worth bringing back; weights and the self-contained HTML reports stay behind.
 KEEP_SUFFIXES = (".json", ".jsonl", ".md", ".csv", ".log", ".txt")
 
@@ -311,7 +311,7 @@ def attack_cost(s: Session, main_out: Path, t1: float, *, early: bool = False) -
         s.note("attack cost skipped: no victim or generator")
         return
     cmd = [
-        sys.executable, str(HERE / "attack_cost.py"), "--victim", str(main_out / "victim"),
+        sys.executable, str(BENCHMARKS / "attack_cost.py"), "--victim", str(main_out / "victim"),
         "--root", str(a.data / "ESC-50"), "--checkpoint", "last",
         "--clips", str(a.cost_clips), "--eps", "0.01", "--device", a.device,
         "--out", str(s.work / "attack_cost.json"),
