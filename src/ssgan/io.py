@@ -81,6 +81,27 @@ def atomic_write_json(path: str | Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
+def trim_metrics(path: str | Path, epoch: int) -> None:
+    """Keep the lines of a ``metrics.jsonl`` up to ``epoch`` (the checkpoint a run resumes from).
+
+    A crash between a metrics line and its checkpoint leaves lines of later epochs, and a crash
+    inside a write leaves a torn last line: both are dropped, so a run can always resume.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return
+    lines = path.read_text(encoding="utf-8").splitlines()
+    kept = []
+    for line in lines:
+        try:
+            if json.loads(line).get("epoch", 0) <= epoch:
+                kept.append(line)
+        except (json.JSONDecodeError, AttributeError):
+            continue  # a torn line, or one that is not a JSON object
+    if len(kept) != len(lines):
+        atomic_write_text(path, "".join(k + "\n" for k in kept))
+
+
 def save_checkpoint(
     directory: str | Path,
     name: str,

@@ -291,6 +291,12 @@ class UAPIterative(_UAP):
         self.fooling_rate = rate
 
 
+def perturbation_db(v: Tensor) -> Tensor:
+    """The penalty method's loudness term ``20 log10(rms(v))``, with its gradient (the released
+    code computes it without one); ``1e-12`` under the root keeps ``v = 0`` finite."""
+    return 20 * torch.log10(v.pow(2).mean().add(1e-12).sqrt())
+
+
 class UAPPenalty(_UAP):
     """Universal perturbation by the penalty method of Abdoli et al. 2019.
 
@@ -377,8 +383,7 @@ class UAPPenalty(_UAP):
                 else:
                     aim = torch.full_like(labels[idx], self.target_class)
                     hinge = (self.kappa - margin(logits, aim)).clamp_min(0)
-                rms = v.pow(2).mean().add(1e-12).sqrt()
-                loss = self.c * hinge.sum() + 20 * torch.log10(rms)
+                loss = self.c * hinge.sum() + perturbation_db(v)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()

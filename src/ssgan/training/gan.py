@@ -39,12 +39,11 @@ from ssgan import distributed
 from ssgan.config import to_dict
 from ssgan.data.segments import random_crops
 from ssgan.errors import CheckpointError, OutputError, TrainingDivergedError
-from ssgan.io import atomic_write_json, json_safe
+from ssgan.io import atomic_write_json, json_safe, trim_metrics
 from ssgan.models.front_end import front_spec
 from ssgan.models.victim import victim_frozen
 from ssgan.training import parallel
 from ssgan.training.gan_checkpoint import (
-    keep_metrics_until,
     rank_streams,
     read_resume,
     resume_state,
@@ -275,7 +274,7 @@ def _prepare_run(
                 f"{out_dir}/last: trained with {saved_world} process(es), resumed with {world}; "
                 "resume with the same number (torchrun --nproc-per-node / --nnodes)"
             )
-        keep_metrics_until(out_dir / "metrics.jsonl", int(loaded[1]["epoch"]))
+        trim_metrics(out_dir / "metrics.jsonl", int(loaded[1]["epoch"]))
     elif out_dir is not None and (out_dir / "last.json").exists():
         raise OutputError(f"{out_dir}: already holds a GAN run; resume it or pick a new --out")
     if out_dir is not None:

@@ -9,7 +9,6 @@ the loop that calls these is ``ssgan.training.gan``.
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,6 @@ from ssgan import SAMPLE_RATE
 from ssgan.config import from_dict, to_dict
 from ssgan.errors import CheckpointError
 from ssgan.io import (
-    atomic_write_text,
     flatten_state_dicts,
     json_safe,
     load_checkpoint,
@@ -145,16 +143,3 @@ def resume_state(
         best = [1.0, *best]
     state.best = (float(best[0]), float(best[1]), float(best[2])) if best is not None else None
     return state
-
-
-def keep_metrics_until(path: Path, epoch: int) -> None:
-    """Drop metrics lines of epochs after the checkpoint we resume from (a crash between the
-    metrics line and the checkpoint leaves one)."""
-    if not path.is_file():
-        return
-    kept = [
-        line
-        for line in path.read_text(encoding="utf-8").splitlines()
-        if line.strip() and json.loads(line).get("epoch", 0) <= epoch
-    ]
-    atomic_write_text(path, "".join(line + "\n" for line in kept))

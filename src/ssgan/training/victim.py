@@ -44,7 +44,7 @@ from torch import nn
 from ssgan import distributed
 from ssgan.config import to_dict
 from ssgan.errors import CheckpointError, DatasetError, TrainingDivergedError
-from ssgan.io import atomic_write_json, rng_state, save_checkpoint
+from ssgan.io import atomic_write_json, rng_state, save_checkpoint, trim_metrics
 from ssgan.models.registry import build_model
 from ssgan.models.victim import ClipClassifier, predict_clips
 from ssgan.training import parallel
@@ -54,7 +54,6 @@ from ssgan.training.victim_checkpoint import (
     rank_streams,
     restore_state,
     start_or_resume,
-    trim_metrics,
 )
 from ssgan.training.victim_config import (
     PROFILES,

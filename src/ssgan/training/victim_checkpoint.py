@@ -19,7 +19,7 @@ from torch import nn
 from ssgan import SAMPLE_RATE, distributed
 from ssgan.config import to_dict
 from ssgan.errors import CheckpointError, OutputError
-from ssgan.io import atomic_write_text, load_checkpoint, rng_state, set_rng_state
+from ssgan.io import load_checkpoint, rng_state, set_rng_state
 from ssgan.models.victim import VICTIM_KIND
 from ssgan.training.victim_config import VictimTrainConfig
 from ssgan.training.victim_steps import TrainState
@@ -118,22 +118,6 @@ def restore_state(state: TrainState, saved: dict[str, Any], out: Path) -> None:
     except (KeyError, RuntimeError, ValueError, TypeError) as exc:
         msg = " ".join(str(exc).split())[:300]
         raise CheckpointError(f"{out}/last: cannot resume from this checkpoint ({msg})") from None
-
-
-def trim_metrics(path: Path, epoch: int) -> None:
-    """Drop metric lines of epochs after the checkpoint (written before a crash)."""
-    if not path.is_file():
-        return
-    lines = path.read_text(encoding="utf-8").splitlines()
-    kept = []
-    for line in lines:
-        try:
-            if json.loads(line).get("epoch", 0) <= epoch:
-                kept.append(line)
-        except json.JSONDecodeError:
-            continue  # a torn last line
-    if len(kept) != len(lines):
-        atomic_write_text(path, "".join(k + "\n" for k in kept))
 
 
 def rank_streams(state: TrainState) -> dict[str, Any]:
