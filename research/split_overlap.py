@@ -8,6 +8,9 @@ difference (a)). Reads file names only, decodes no audio.
 
     python research/split_overlap.py --data ../shared/data \
         --out research/results/split_overlap.json
+    # + a victim's accuracy on the test clips with and without a sibling in training
+    python research/split_overlap.py --data ../shared/data --victim runs/victim_paper_split \
+        --dataset esc10 --split paper
 """
 
 from __future__ import annotations
@@ -41,13 +44,49 @@ def overlap(dataset: str, root: Path, split: str, seed: int) -> dict[str, object
     }
 
 
+def victim_by_sibling(
+    run: str, dataset: str, root: Path, split: str, seed: int
+) -> dict[str, object]:
+    """Accuracy of a victim run on its test clips with and without a same-recording clip in
+    training (10-crop protocol, ``last`` checkpoint)."""
+    import torch
+
+    from ssgan.models.victim import load_victim
+
+    victim, _ = load_victim(run, checkpoint="last")
+    train, test = make_split(load_dataset(dataset, root), split, seed=seed)
+    seen = {source_of(dataset, c.name) for c in train.clips}
+    groups: dict[str, list[bool]] = {"with sibling": [], "without": []}
+    with torch.no_grad():
+        for clip, wave, label in zip(test.clips, test.waveforms(), test.labels(), strict=True):
+            right = int(victim(wave[None]).argmax(1)) == label
+            groups["with sibling" if source_of(dataset, clip.name) in seen else "without"].append(
+                right
+            )
+    return {
+        "victim": run,
+        "dataset": dataset,
+        "split": split,
+        "seed": seed,
+        **{f"{k}: right / n": f"{sum(v)} / {len(v)}" for k, v in groups.items()},
+        "accuracy": sum(sum(v) for v in groups.values()) / len(test.clips),
+    }
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default="../shared/data")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--out")
+    p.add_argument("--victim", help="also: this run's accuracy with / without a sibling")
+    p.add_argument("--dataset", default="esc10", help="the victim's dataset")
+    p.add_argument("--split", default="paper", help="the victim's split")
     args = p.parse_args()
     data = Path(args.data)
+    if args.victim:
+        root = data / ("ESC-50" if args.dataset.startswith("esc") else "UrbanSound8K")
+        print(victim_by_sibling(args.victim, args.dataset, root, args.split, args.seeds[0]))
+        return
     rows = []
     for dataset, root, fold in (
         ("esc10", data / "ESC-50", "fold:5"),
