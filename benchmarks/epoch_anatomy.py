@@ -143,19 +143,13 @@ def _child(args: argparse.Namespace) -> dict[str, Any]:
 
     # The same epoch, part by part, on a network in the state training left it in.
     from ssgan.models.victim import load_victim
+    from ssgan.training.victim_steps import make_optimizer
 
     clf, _ = load_victim(run_dir / "victim", checkpoint="last")
     assert isinstance(clf, ClipClassifier)
     net = clf.net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     net.requires_grad_(True)  # load_victim hands it back frozen
-    opt = torch.optim.SGD(
-        net.parameters(),
-        lr=config.lr,
-        momentum=config.momentum,
-        weight_decay=config.weight_decay,
-        nesterov=config.nesterov,
-        fused=True,
-    )
+    opt = make_optimizer(net, config)  # as train_victim makes it
     state = TrainState(net, opt, torch.Generator().manual_seed(1))
     clips, labels = train.waveforms(), torch.tensor(train.labels())
     window = config.resolved_window

