@@ -57,10 +57,12 @@ def step():
 
 for _ in range(6):  # the heap grows to its working size over the first few steps
     step()
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(3):
+per_step = []
+for _ in range(5):
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     step()
-print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+    per_step.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+print(sorted(per_step)[2])  # the median step: one step the machine disturbs does not decide
 """
 
 
@@ -77,7 +79,8 @@ def test_a_warm_training_step_faults_no_pages() -> None:
             [sys.executable, "-c", _STEPS], env=env, capture_output=True, text=True, check=True
         ).stdout
         faults[value] = int(out.strip().splitlines()[-1])
-    # Measured: ~530,000 minor faults a step with glibc's defaults, none once memory is kept.
+    # Measured: ~530,000 minor faults a step with glibc's defaults, none once memory is kept (a CI
+    # machine once showed 25,000 over three kept steps: hence the median step, not their sum).
     assert faults["kept"] < 5_000 and faults["system"] > 20 * max(faults["kept"], 1_000), faults
 
 
