@@ -396,8 +396,16 @@ def test_outputs_never_destroy_inputs(world: World, tmp_path: Path, capsys) -> N
     first = (out / "a_adv.wav").read_bytes()
     code, _, err = _run(
         ["attack", str(src), "--generator", str(world.gan), "--out", str(out)], capsys
+    )  # the same command again resumes: a done file is skipped, not rewritten
+    assert code == 0 and "1 already done" in err and (out / "a_adv.wav").read_bytes() == first
+    own = tmp_path / "own"
+    own.mkdir()
+    (own / "a_adv.wav").write_bytes(b"a file no earlier run wrote")
+    code, _, err = _run(
+        ["attack", str(src), "--generator", str(world.gan), "--out", str(own)], capsys
     )
-    assert code == 1 and "use --overwrite" in err and (out / "a_adv.wav").read_bytes() == first
+    assert code == 1 and "use --overwrite" in err
+    assert (own / "a_adv.wav").read_bytes() == b"a file no earlier run wrote"
     code, _, err = _run(
         ["attack", str(src), "--generator", str(world.gan), "--out", str(src)], capsys
     )

@@ -372,16 +372,28 @@ def test_sharded_attack_of_files_writes_what_one_process_writes(tmp_path: Path) 
         "attack", *inputs, "--generator", str(run), "--out", str(tmp_path / "two")
     )
     assert proc.returncode != 0  # the silent file's error counts on every rank
-    one = (tmp_path / "one" / "results.jsonl").read_text().splitlines()
-    two = (tmp_path / "two" / "results.jsonl").read_text().splitlines()
+    *one, summary_one = (tmp_path / "one" / "results.jsonl").read_text().splitlines()
+    *two, summary_two = (tmp_path / "two" / "results.jsonl").read_text().splitlines()
     assert len(two) == len(inputs) and "error" in json.loads(two[-1])
+    assert not list((tmp_path / "two").glob("results.rank*.jsonl"))  # merged by rank 0
+    s1, s2 = json.loads(summary_one)["summary"], json.loads(summary_two)["summary"]
+    s1.pop("time_s"), s2.pop("time_s")
+    assert s1 == s2 and (s2["files"], s2["done"], s2["failed"]) == (4, 3, 1)
 
     def same(a: str, b: str) -> bool:
         ra, rb = json.loads(a), json.loads(b)
         assert Path(ra.pop("output")).name == Path(rb.pop("output")).name
+        ra.pop("time_s"), rb.pop("time_s")
         return ra == rb
 
     assert all(same(a, b) for a, b in zip(one, two, strict=True))
+    # rerun: every rank skips what is done and the silent file alone is tried again
+    proc = torchrun_ssgan(
+        "attack", *inputs, "--generator", str(run), "--out", str(tmp_path / "two")
+    )
+    assert proc.returncode != 0 and "4 files: 3 already done (skipped), 1 to attack" in proc.stderr
+    *again, summary = (tmp_path / "two" / "results.jsonl").read_text().splitlines()
+    assert again[:3] == two[:3] and json.loads(summary)["summary"]["skipped"] == 3
     for i in range(3):
         x1, r1 = sf.read(tmp_path / "one" / f"clip{i}_adv.wav")
         x2, r2 = sf.read(tmp_path / "two" / f"clip{i}_adv.wav")

@@ -14,15 +14,15 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parent.parent / "src" / "ssgan"
 
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("ssgan", "memory", "errors", "config", "io", "paper"),
+    ("ssgan", "memory", "errors", "config", "io", "paper", "pretrained"),
     ("metrics", "losses", "distributed", "targets"),
     ("audio", "report"),
     ("transforms", "data"),
     ("models", "robustness"),
     ("training",),
-    ("attacks",),
-    ("evaluation", "evaluation_targeted", "transfer", "streaming"),
-    ("reproduce", "reproduce_stages", "reproduce_robustness", "reproduce_transfer"),
+    ("attacks", "art"),
+    ("evaluation", "evaluation_targeted", "transfer", "streaming", "attack_inputs"),
+    ("reproduce", "reproduce_stages", "reproduce_robustness", "reproduce_transfer", "demo"),
     ("cli", "__main__"),
 )
 

@@ -95,10 +95,10 @@ def test_reproduce_rejects_bad_options(tmp_path: Path, capsys) -> None:
 
 
 @pytest.mark.slow
-def test_demo_completes_on_bundled_clips(tmp_path: Path, capsys, monkeypatch) -> None:
+def test_demo_from_scratch_completes_on_bundled_clips(tmp_path: Path, capsys, monkeypatch) -> None:
     monkeypatch.setenv("SSGAN_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out)]) == 0
+    assert main(["demo", "--from-scratch", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     report = out / "ssgan_1.6s_test" / "report.html"
     assert report.is_file() and f"report: {report.resolve()}" in printed

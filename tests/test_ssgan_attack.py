@@ -181,16 +181,18 @@ def test_cli_attack_writes_adversarial_audio_at_the_input_level(tmp_path, traine
     assert main(["attack", "--generator", str(run), *map(str, inputs), "--out", str(out)]) == 0
     lines = [json.loads(s) for s in capsys.readouterr().out.splitlines()]
     assert [json.loads(s) for s in (out / "results.jsonl").read_text().splitlines()] == lines
+    *lines, summary = lines  # one line per file, then the summary
     assert len(lines) == 2 and all(line["snr_db"] > 20 for line in lines)
+    assert summary["summary"]["files"] == 2 and summary["summary"]["done"] == 2
     adv, rate = sf.read(out / "clip0_adv.wav", dtype="float32")
     assert rate == SR and adv.shape == (4000,)
     peak_in = 0.5 * float(x[0].abs().max())
     assert abs(float(np.abs(adv).max()) - peak_in) < 0.05 * peak_in  # the input's own level
     assert sf.info(out / "clip1_adv.wav").samplerate == 22_050  # the input's own rate
-    # never overwrite without --overwrite; never an input
+    # a rerun skips what is done (--overwrite would redo it); an input is never overwritten
     before = (out / "clip0_adv.wav").read_bytes()
-    assert main(["attack", "--generator", str(run), str(inputs[0]), "--out", str(out)]) == 1
-    assert "exists" in capsys.readouterr().err
+    assert main(["attack", "--generator", str(run), str(inputs[0]), "--out", str(out)]) == 0
+    assert "1 already done (skipped), 0 to attack" in capsys.readouterr().err
     assert (out / "clip0_adv.wav").read_bytes() == before
     own = tmp_path / "clip0_adv.wav"  # an input named like the output of clip0.wav
     sf.write(own, x[0].numpy() * 0.5, SR)

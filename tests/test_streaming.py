@@ -241,7 +241,7 @@ def test_cli_attack_streams_and_reports(tmp_path: Path, capsys: pytest.CaptureFi
     code = main(["attack", str(src), "--generator", str(run), "--out", str(out),
                  "--chunk-segments", "5"])  # fmt: skip
     assert code == 0
-    record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    record = json.loads(capsys.readouterr().out.strip().splitlines()[0])  # then the summary
     attack = SSGANAttack.from_run(run, checkpoint="last", chunk_segments=5)
     expected = reference(attack, src, tmp_path / "ref.wav")
     got = sf.read(str(out / "my clip_adv.wav"), dtype="int16", always_2d=True)[0]

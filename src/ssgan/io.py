@@ -81,6 +81,18 @@ def atomic_write_json(path: str | Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
+def append_json_line(path: str | Path, record: Any) -> None:
+    """Append ``record`` to ``path`` as one JSON line and fsync it, so it survives a crash.
+
+    A crash inside the write can leave a torn last line; readers skip it (``trim_metrics``,
+    ``ssgan.attack_inputs.read_records``).
+    """
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(record) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
 def trim_metrics(path: str | Path, epoch: int) -> None:
     """Keep the lines of a ``metrics.jsonl`` up to ``epoch`` (the checkpoint a run resumes from).
 

@@ -126,7 +126,7 @@ def reproduce_robustness(
             tag = "ssgan_1.6s" + ("_eot" if method == "ssgan-eot" else "")
             stages.append(
                 gan_stage(
-                    opts.out, tag, victim_dir=victim_dir,
+                    opts.out, tag, victim_dir=victim_dir, victim_spec=opts.victim_spec,
                     victim_checkpoint=opts.victim_checkpoint, profile=opts.profile,
                     segment_seconds=1.6, train=gan_train, val=gan_val, device=opts.device,
                     overrides=eot_gan if method == "ssgan-eot" else opts.gan_overrides,
@@ -139,7 +139,7 @@ def reproduce_robustness(
         elif method == "uap":
             stages.append(
                 uap_stage(
-                    opts.out, "uap-iterative", victim_dir=victim_dir,
+                    opts.out, "uap-iterative", victim_dir=victim_dir, victim_spec=opts.victim_spec,
                     victim_checkpoint=opts.victim_checkpoint, profile=opts.profile,
                     train=train, device=opts.device, seed=opts.seed,
                     overrides=opts.uap_overrides,
@@ -159,7 +159,7 @@ def reproduce_robustness(
         stages.append(
             eval_stage(
                 opts.out, f"{_tag(method)}_test", make=makers[method], victim_dir=victim_dir,
-                victim_checkpoint=opts.victim_checkpoint,
+                victim_checkpoint=opts.victim_checkpoint, victim_spec=opts.victim_spec,
                 dataset=test, device=opts.device,
                 title=f"{LABELS[method]} on {info['dataset']} test ({opts.split}), robustness",
                 paper_rows=[], meta={"attack": method, "subset": "test", **info,

@@ -20,11 +20,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ssgan.config import apply_overrides
 from ssgan.data import ClipDataset, load_dataset, make_split
 from ssgan.io import atomic_write_json, atomic_write_text
+
+if TYPE_CHECKING:
+    from ssgan.models.user_victim import VictimSpec
 
 log = logging.getLogger("ssgan.reproduce")
 
@@ -167,6 +170,7 @@ def gan_stage(
     *,
     victim_dir: Path,
     victim_checkpoint: str = "last",
+    victim_spec: VictimSpec | None = None,
     profile: str,
     segment_seconds: float,
     train: ClipDataset,
@@ -175,7 +179,7 @@ def gan_stage(
     overrides: Sequence[str],
     info: dict[str, Any],
 ) -> Stage:
-    from ssgan.models.victim import load_victim
+    from ssgan.models.user_victim import open_victim
     from ssgan.training.gan import PROFILES as GAN_PROFILES
     from ssgan.training.gan import train_gan
 
@@ -186,7 +190,9 @@ def gan_stage(
 
         config = dataclasses.replace(GAN_PROFILES[profile], segment_seconds=segment_seconds)
         config = apply_overrides(config, list(overrides))
-        victim, meta = load_victim(victim_dir, device, checkpoint=victim_checkpoint)
+        victim, meta = open_victim(
+            victim_dir, device, checkpoint=victim_checkpoint, spec=victim_spec
+        )
         resume = distributed.on_main(lambda: _resume_or_clear(run_dir))
         extra = {**info, "victim": str(victim_dir), "class_names": meta.get("class_names")}
         train_gan(
@@ -216,6 +222,7 @@ def uap_stage(
     *,
     victim_dir: Path,
     victim_checkpoint: str = "last",
+    victim_spec: VictimSpec | None = None,
     profile: str,
     train: ClipDataset,
     device: str,
@@ -224,7 +231,7 @@ def uap_stage(
 ) -> Stage:
     from ssgan.attacks import make_attack
     from ssgan.attacks.base import LearnedAttack
-    from ssgan.models.victim import load_victim
+    from ssgan.models.user_victim import open_victim
 
     run_dir = out / method
 
@@ -238,7 +245,7 @@ def uap_stage(
         assert isinstance(attack, LearnedAttack)
         n_fit = int(settings["fit"]["clips"])
         fit_set = stratified_sample(train, n_fit, seed) if n_fit else train
-        victim, _ = load_victim(victim_dir, device, checkpoint=victim_checkpoint)
+        victim, _ = open_victim(victim_dir, device, checkpoint=victim_checkpoint, spec=victim_spec)
         clips = [c.to(device) for c in fit_set.waveforms()]
         labels = torch.tensor(fit_set.labels(), device=device)
         t0 = time.perf_counter()
@@ -299,6 +306,7 @@ def eval_stage(
     make: Callable[[], Any],
     victim_dir: Path,
     victim_checkpoint: str = "last",
+    victim_spec: VictimSpec | None = None,
     dataset: ClipDataset,
     device: str,
     title: str,
@@ -308,12 +316,14 @@ def eval_stage(
     transforms: Sequence[str] = (),
 ) -> Stage:
     from ssgan.evaluation import evaluate_attack
-    from ssgan.models.victim import load_victim
+    from ssgan.models.user_victim import open_victim
 
     run_dir = out / name
 
     def run() -> None:
-        victim, vmeta = load_victim(victim_dir, device, checkpoint=victim_checkpoint)
+        victim, vmeta = open_victim(
+            victim_dir, device, checkpoint=victim_checkpoint, spec=victim_spec
+        )
         evaluate_attack(
             make(),
             victim,
@@ -344,11 +354,14 @@ class ReproduceOptions:
     dataset: str
     split: str
     split_seed: int = 0
+    #: a victim to use instead of training one: a run, a model file or a factory (``open_victim``)
     victim: Path | None = None
     device: str = "cpu"
     segments: tuple[float, ...] = TABLE2_SEGMENTS
     methods: tuple[str, ...] = TABLE3_METHODS
     victim_checkpoint: str = "last"
+    #: the settings of a model file or factory ``victim`` (weights, rate, window, classes)
+    victim_spec: VictimSpec | None = None
     victim_overrides: tuple[str, ...] = ()
     gan_overrides: tuple[str, ...] = ()
     #: ``--set uap-iterative.KEY=V`` / ``uap-penalty.KEY=V`` / ``uap-fit.clips=N``: changes to

@@ -16,11 +16,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
 from ssgan.errors import DatasetError, SSGANError
+
+if TYPE_CHECKING:
+    from ssgan.models.user_victim import VictimSpec
 
 __all__ = ["TRANSFER_ATTACKS", "TransferOptions", "reproduce_transfer"]
 
@@ -39,6 +42,7 @@ class TransferOptions:
     attacks: Sequence[str] = TRANSFER_ATTACKS
     attack_args: dict[str, list[str]] = field(default_factory=dict)  # name -> ["k=v", ...]
     victim_checkpoint: str = "last"
+    victim_spec: VictimSpec | None = None  # the settings of model-file victims (open_victim)
     limit: int | None = None
     batch_size: int = 8
     seed: int = 0
@@ -82,13 +86,15 @@ def reproduce_transfer(opts: TransferOptions) -> Path:
     """Run the matrix of the module docstring; returns the path of ``transfer.md``."""
     from ssgan.data import load_dataset, make_split
     from ssgan.evaluation import evaluate_attack
-    from ssgan.models.victim import load_victim
+    from ssgan.models.user_victim import open_victim
     from ssgan.transfer import transfer_matrix, write_transfer_report
 
     victims: dict[str, nn.Module] = {}
     class_names: list[str] | None = None
     for run in opts.victims:
-        model, meta = load_victim(run, device=opts.device, checkpoint=opts.victim_checkpoint)
+        model, meta = open_victim(
+            run, opts.device, checkpoint=opts.victim_checkpoint, spec=opts.victim_spec
+        )
         name = f"{meta['model']['name']} ({Path(run).name})"
         names = list(meta.get("class_names") or [])
         if class_names is not None and names != class_names:

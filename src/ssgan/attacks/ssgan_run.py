@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ssgan.errors import CheckpointError
 from ssgan.io import load_checkpoint, unflatten_state_dict
+from ssgan.pretrained import resolve_run
 
 if TYPE_CHECKING:
     from ssgan.attacks.ssgan import SSGANAttack
@@ -66,7 +67,9 @@ def attack_from_run(
     options: dict[str, Any],
 ) -> SSGANAttack:
     """``cls`` built with the generator shape and weights of ``run_dir/checkpoint`` and the
-    attack-time ``options``; ``CheckpointError`` naming the file when that cannot be done."""
+    attack-time ``options``; ``CheckpointError`` naming the file when that cannot be done.
+    ``run_dir`` may name a shipped generator, ``pretrained:NAME`` (``ssgan.pretrained``)."""
+    run_dir = resolve_run(run_dir)
     tensors, meta, _ = load_checkpoint(run_dir, checkpoint)
     where = Path(run_dir) / f"{checkpoint}.json"
     if meta.get("kind") != GAN_KIND:

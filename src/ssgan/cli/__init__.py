@@ -4,8 +4,10 @@ The CLI only parses arguments and calls library functions; errors the user can f
 as one line on stderr with exit status 2 (usage) or 1 (failure), never as a traceback.
 
 Options shared by several commands come from ``ssgan.cli.common`` so that the same option has the
-same meaning and default everywhere: ``--victim-checkpoint`` (default ``last``: never a
-checkpoint chosen on test data), ``--generator-checkpoint`` (default ``best``: chosen on clips
+same meaning and default everywhere: ``--victim`` (a run, a ``.pt2`` / TorchScript file or
+``package.module:function``, with ``--victim-weights/-rate/-window/-crops/-classes``;
+docs/victims.md), ``--victim-checkpoint`` (default ``last``: never a checkpoint chosen on test
+data), ``--generator-checkpoint`` (default ``best``: chosen on clips
 held out of the training split), ``--split``/``--split-seed`` (default: the loaded victim's own
 split, else ``paper``), ``--device`` (``cpu``).
 """

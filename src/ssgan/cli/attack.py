@@ -1,17 +1,28 @@
 """``ssgan attack``: write SSGAN adversarial versions of audio files of any length and rate.
 
-For each input ``IN`` it writes ``DIR/<stem>_adv.wav`` (or ``.flac``: the input's format family
-unless ``--format`` says otherwise) at the input's own sample rate, channel count, sample format
-and level: G perturbs the peak-normalised 16 kHz mono clip, the perturbation is resampled back to
-the input's rate and added to every channel of the original samples. One JSON line per input goes
-to stdout and to ``DIR/results.jsonl``: the written file's rate and channels, the SNR in dB
-(paper eq. 10, on the normalised 16 kHz clip: ``snr_db`` the true one, ``snr_box_db`` in [16]'s
-box convention, ``ssgan.metrics``) and, with ``--victim``, the predictions (class
-names) on the clean input and on the written file as read back through the normal loader. Inputs
-and existing outputs are never overwritten without ``--overwrite`` (an input never, even with
-it); every file is written to a temporary name and renamed. Inputs are streamed
-(``ssgan.streaming``): decoded, resampled and perturbed in blocks of ``--chunk-segments``
-segments, so an hour-long file needs no more memory than a short one.
+Inputs are files, folders (walked recursively for every format soundfile reads) and quoted globs
+(``'clips/**/*.wav'``, expanded here); ``ssgan.attack_inputs`` plans them. A file given directly
+goes to ``DIR/<stem>_adv.wav`` (or ``.flac``: the input's format family unless ``--format`` says
+otherwise); a file found under a folder keeps its place in a mirrored tree (``IN/a/b.mp3`` to
+``DIR/a/b_adv.wav``); two inputs that map to one output are an error naming both. Each output has
+the input's own sample rate, channel count, sample format and level: G perturbs the
+peak-normalised 16 kHz mono clip, the perturbation is resampled back to the input's rate and added
+to every channel of the original samples. One JSON line per input goes to stdout and is appended
+(fsynced) to ``DIR/results.jsonl`` as soon as the file is done: input, output, the written file's
+rate and channels, the SNR in dB (paper eq. 10, on the normalised 16 kHz clip: ``snr_db`` the true
+one, ``snr_box_db`` in [16]'s box convention, ``ssgan.metrics``), the time it took (``time_s``)
+and, with ``--victim``, the predictions (class names) on the clean input and on the written file
+as read back through the normal loader; a file that cannot be attacked (corrupt, empty, silent,
+...) is a record with its ``"error"`` and the others go on (exit status 1). A last
+``{"summary": ...}`` line counts every file of the command, done now or before.
+
+Rerunning the same command resumes: an output that exists with a complete record in
+``results.jsonl`` is skipped; ``--overwrite`` redoes every file. An input is never overwritten,
+nor an existing file that no earlier run here wrote (without ``--overwrite``); every output is
+written to a temporary name and renamed. Inputs are streamed (``ssgan.streaming``): decoded,
+resampled and perturbed in blocks of ``--chunk-segments`` segments, so an hour-long file needs no
+more memory than a short one. Under torchrun rank ``r`` attacks its share of the files still to do
+and appends to ``DIR/results.rank<r>.jsonl``; rank 0 merges them into ``results.jsonl``.
 """
 
 from __future__ import annotations
@@ -19,21 +30,34 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
+from ssgan.attack_inputs import (
+    RESULTS_NAME,
+    PlannedFile,
+    ResumePlan,
+    part_path,
+    plan_attack,
+    remove_stale_temps,
+    resume_plan,
+)
 from ssgan.cli.common import (
     add_device_arg,
     add_generator_checkpoint_arg,
     add_settings_arg,
-    add_victim_checkpoint_arg,
+    add_victim_args,
+    open_victim_from_args,
     settings_from_args,
 )
-from ssgan.errors import AudioError, OutputError
-from ssgan.streaming import OUTPUT_FORMATS, output_format
+from ssgan.errors import AudioError, OutputError, SSGANError
+from ssgan.models.victim import ClipClassifier
+from ssgan.streaming import OUTPUT_FORMATS
 
 logger = logging.getLogger(__name__)
 
@@ -43,12 +67,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         "attack",
         help="write SSGAN adversarial versions of audio files",
         description="Perturb audio files of any length and sample rate with a trained SSGAN "
-        "generator; writes <stem>_adv.wav or .flac at the input's own rate, channels and level, "
-        "and results.jsonl.",
+        "generator; writes <stem>_adv.wav or .flac at the input's own rate, channels and level "
+        "(folders: a mirrored tree) and results.jsonl. Rerunning resumes: done files are skipped.",
     )
-    parser.add_argument("inputs", nargs="+", metavar="IN", type=Path, help="audio files")
+    parser.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="IN",
+        help="audio files, folders (walked recursively) or quoted globs ('clips/**/*.wav')",
+    )
     parser.add_argument("--generator", required=True, metavar="RUN_G", help="GAN run directory")
-    parser.add_argument("--victim", default=None, metavar="RUN_V", help="victim run (predictions)")
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output directory")
     parser.add_argument(
         "--format",
@@ -57,7 +85,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="output format (default: the input's, flac for .flac inputs, else wav)",
     )
     add_generator_checkpoint_arg(parser)
-    add_victim_checkpoint_arg(parser)
+    add_victim_args(
+        parser, required=False, help="victim whose predictions are reported: a run, a .pt2 or "
+        "TorchScript file, or package.module:function",
+    )  # fmt: skip
     parser.add_argument(
         "--overlap", action="store_true", help="crossfade half-overlapping segments"
     )
@@ -76,7 +107,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="CLASS",
         help="class (name or index) a class-conditional generator (train gan --targeted) aims at",
     )
-    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="redo every file (default: skip those results.jsonl records as done)",
+    )
     parser.set_defaults(quietest=False, refine_steps=0, segment_seconds=None)
     add_settings_arg(
         parser,
@@ -124,36 +159,58 @@ def _apply_settings(args: argparse.Namespace) -> None:
         )
 
 
-def plan_outputs(
-    inputs: list[Path], out_dir: Path, *, overwrite: bool, fmt: str | None = None
-) -> list[Path]:
-    """``out_dir/<stem>_adv.<wav|flac>`` for each input (``fmt``, else the input's format
-    family); ``OutputError`` for any unsafe target."""
-    resolved_inputs = {p.resolve() for p in inputs}
-    outputs: list[Path] = []
-    seen: dict[Path, Path] = {}
-    for path in inputs:
-        target = out_dir / f"{path.stem}_adv.{output_format(path, fmt)}"
-        key = target.resolve()
-        if key in resolved_inputs:
-            raise OutputError(f"{target}: would overwrite an input file")
-        if key in seen:
-            raise OutputError(f"{target}: inputs {seen[key]} and {path} map to the same output")
-        if target.exists() and not overwrite:
-            raise OutputError(f"{target}: exists (use --overwrite to replace it)")
-        seen[key] = path
-        outputs.append(target)
-    results = out_dir / "results.jsonl"
-    if results.resolve() in resolved_inputs:
-        raise OutputError(f"{results}: would overwrite an input file")
-    if results.exists() and not overwrite:
-        raise OutputError(f"{results}: exists (use --overwrite to replace it)")
-    return outputs
+def _plan(args: argparse.Namespace) -> tuple[list[PlannedFile], ResumePlan]:
+    """The files to attack with their outputs, and what an earlier run here finished."""
+    if args.out.exists() and not args.out.is_dir():
+        raise OutputError(f"{args.out}: exists and is not a directory")
+    plan = plan_attack(args.inputs, args.out, fmt=args.format)
+    return plan, resume_plan(plan, args.out, overwrite=args.overwrite)
+
+
+def _start_ledger(out: Path, plan: list[PlannedFile], resume: ResumePlan) -> None:
+    """Rank 0, before any file: ``results.jsonl`` holds the records kept (no torn line, no old
+    summary, the ranks' part files merged), so each finished file can be appended to it."""
+    from ssgan.io import atomic_write_text
+
+    out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(plan)
+    kept = [resume.done[i] for i in sorted(resume.done)] + resume.other
+    atomic_write_text(out / RESULTS_NAME, "".join(json.dumps(r) + "\n" for r in kept))
+    for part in out.glob("results.rank*.jsonl"):
+        part.unlink()
+
+
+def _summary(
+    records: list[dict[str, Any]], *, done: int, skipped: int, other: int
+) -> dict[str, Any]:
+    """The last line of ``results.jsonl``: counts and means over every file of the command."""
+    from ssgan.io import json_safe
+
+    ok = [r for r in records if "error" not in r]
+
+    def mean(key: str) -> float | None:
+        values = [float(r[key]) for r in ok if isinstance(r.get(key), int | float)]
+        values = [v for v in values if math.isfinite(v)]
+        return math.fsum(values) / len(values) if values else None
+
+    judged = [r for r in ok if "flipped" in r]
+    summary = {
+        "files": len(records),
+        "done": done,
+        "skipped": skipped,
+        "failed": len(records) - len(ok),
+        "flipped": sum(bool(r["flipped"]) for r in judged) if judged else None,
+        "mean_snr_db": mean("snr_db"),
+        "mean_snr_box_db": mean("snr_box_db"),
+        "time_s": math.fsum(float(r.get("time_s") or 0.0) for r in records),
+        "earlier_records": other,
+    }
+    return {"summary": json_safe(summary)}
 
 
 def run(args: argparse.Namespace) -> int:
     from ssgan.attacks.ssgan import SSGANAttack
-    from ssgan.io import atomic_write_text
+    from ssgan.io import append_json_line, atomic_write_text
     from ssgan.streaming import attack_file
 
     try:
@@ -167,17 +224,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     from ssgan import distributed
 
-    def plan() -> list[Path]:
-        if args.out.exists() and not args.out.is_dir():
-            raise OutputError(f"{args.out}: exists and is not a directory")
-        planned = plan_outputs(list(args.inputs), args.out, overwrite=args.overwrite,
-                               fmt=args.format)  # fmt: skip
-        args.out.mkdir(parents=True, exist_ok=True)
-        return planned
-
-    # Under torchrun rank 0 checks every target once; each rank then attacks its share of the
-    # files (inputs[rank::world]) and rank 0 writes results.jsonl in the inputs' order.
-    outputs = distributed.on_main(plan)
+    # Under torchrun rank 0 plans and checks every target once; each rank then attacks its share
+    # of the files still to do (todo[rank::world]) and rank 0 merges the records.
+    plan, resume = distributed.on_main(lambda: _plan(args))
     attack = SSGANAttack.from_run(
         args.generator,
         checkpoint=args.generator_checkpoint,
@@ -189,12 +238,17 @@ def run(args: argparse.Namespace) -> int:
         refine_steps=args.refine_steps,
         segment_seconds=args.segment_seconds,
     )
-    victim = None
+    victim: ClipClassifier | None = None
     class_names: list[str] | None = None
     if args.victim is not None:
-        from ssgan.models.victim import load_victim
-
-        victim, meta = load_victim(args.victim, args.device, checkpoint=args.victim_checkpoint)
+        model, meta = open_victim_from_args(args)
+        if not isinstance(model, ClipClassifier):  # files are streamed crop by crop
+            raise SSGANError(
+                f"{args.victim}: `ssgan attack` streams files through a victim with a fixed "
+                "16 kHz window; give the model's window (--victim-window) or use `ssgan evaluate "
+                "attack`"
+            )
+        victim = model
         names = meta.get("class_names")
         class_names = list(names) if isinstance(names, list) else None
 
@@ -203,12 +257,25 @@ def run(args: argparse.Namespace) -> int:
     def name(index: int) -> Any:
         return class_names[index] if class_names and 0 <= index < len(class_names) else index
 
-    lines: list[tuple[int, str]] = []
+    distributed.on_main(lambda: _start_ledger(args.out, plan, resume))
+    todo = [i for i in range(len(plan)) if i not in resume.done]
+    main_rank = distributed.is_main()
+    if main_rank:
+        print(f"{len(plan)} files: {len(resume.done)} already done (skipped), {len(todo)} to "
+              f"attack", file=sys.stderr)  # fmt: skip
+    # One process appends to results.jsonl itself; under torchrun each rank to its own part file.
+    ledger = (
+        args.out / RESULTS_NAME
+        if distributed.world_size() == 1
+        else part_path(args.out, distributed.rank())
+    )
+    new: list[tuple[int, dict[str, Any]]] = []
     failed = 0
-    pairs = distributed.shard(list(enumerate(zip(args.inputs, outputs, strict=True))))
-    bar = tqdm(pairs, desc="attack", unit="file", disable=not distributed.is_main())
-    for position, (path, target) in bar:
+    bar = tqdm(distributed.shard(todo), desc="attack", unit="file", disable=not main_rank)
+    for index in bar:
+        path, target = plan[index].input, plan[index].output
         record: dict[str, Any] = {"input": str(path), "output": str(target)}
+        start = time.perf_counter()
         try:
             # Two streaming passes: memory does not grow with the file's length.
             result = attack_file(attack, path, target, victim=victim, target_class=target_class)
@@ -230,13 +297,22 @@ def run(args: argparse.Namespace) -> int:
                 clean = int(result.clean_logits.argmax(1)[0])
                 adv = int(result.adv_logits.argmax(1)[0])
                 record.update(clean_pred=name(clean), adv_pred=name(adv), flipped=clean != adv)
-        line = json.dumps(record)
-        lines.append((position, line))
-        tqdm.write(line, file=sys.stdout)
-    gathered = sorted(item for part in distributed.all_gather(lines) for item in part)
-    if distributed.is_main():
-        text = "".join(line + "\n" for _, line in gathered)
-        atomic_write_text(args.out / "results.jsonl", text)
+        record["time_s"] = time.perf_counter() - start
+        append_json_line(ledger, record)  # kept if the run is cut off: a rerun skips the file
+        new.append((index, record))
+        tqdm.write(json.dumps(record), file=sys.stdout)
+    gathered = dict(item for part in distributed.all_gather(new) for item in part)
+    if main_rank:
+        records = {**resume.done, **gathered}
+        ordered = [records[i] for i in range(len(plan)) if i in records]
+        summary = _summary(ordered, done=sum("error" not in r for r in gathered.values()),
+                           skipped=len(resume.done), other=len(resume.other))  # fmt: skip
+        text = "".join(json.dumps(r) + "\n" for r in [*ordered, *resume.other, summary])
+        atomic_write_text(args.out / RESULTS_NAME, text)
+        if distributed.world_size() > 1:
+            for rank in range(distributed.world_size()):
+                part_path(args.out, rank).unlink(missing_ok=True)
+        print(json.dumps(summary), file=sys.stdout)
     failed = int(sum(distributed.all_reduce_sum([failed])))
     distributed.barrier("waiting for rank 0 to write results.jsonl")
     return 1 if failed else 0

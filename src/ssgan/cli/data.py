@@ -20,7 +20,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     check.add_argument("dataset", choices=DATASETS)
     check.add_argument("--root", required=True, help="dataset folder, or 'bundled'")
-    check.add_argument("--csv", default=None, help="labels CSV (folder datasets)")
+    check.add_argument(
+        "--csv",
+        default=None,
+        help="labels CSV (folder datasets; default ROOT/labels.csv, else one subfolder per class)",
+    )
     check.add_argument("--json", action="store_true", help="print one JSON object")
     check.add_argument("--no-cache", action="store_true", help="decode without the disk cache")
     check.set_defaults(func=run_check)

@@ -21,11 +21,13 @@ from ssgan.cli.common import (
     add_device_arg,
     add_generator_checkpoint_arg,
     add_settings_arg,
-    add_victim_checkpoint_arg,
+    add_victim_args,
     dataset_from_args,
+    open_victim_from_args,
     progress_bar,
     resolve_split,
     settings_from_args,
+    victim_class_names,
 )
 from ssgan.errors import DatasetError, OutputError, SSGANError
 
@@ -57,9 +59,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="RUN_G",
         help="learned attack state: an `ssgan train gan` run (ssgan) or an attack.save directory",
     )
-    parser.add_argument("--victim", required=True, metavar="RUN_V", help="victim run directory")
+    add_victim_args(parser)
     add_generator_checkpoint_arg(parser)
-    add_victim_checkpoint_arg(parser)
     add_dataset_args(parser, victim_split=True)
     parser.add_argument("--subset", choices=("train", "test"), default="test")
     parser.add_argument("--limit", type=int, default=None, help="attack only the first N clips")
@@ -77,7 +78,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         nargs="+",
         default=[],
         metavar="RUN",
-        help="also score the adversarial clips on these victim runs (transfer.json)",
+        help="also score the adversarial clips on these victims (runs, or model files with "
+        "their settings in the JSON file beside them) (transfer.json)",
     )
     parser.add_argument("--examples", type=int, default=4, help="examples shown in the report")
     parser.add_argument(
@@ -155,7 +157,6 @@ def _check_out(out: Path, overwrite: bool) -> None:
 def run(args: argparse.Namespace) -> int:
     from ssgan.data.splits import make_split
     from ssgan.evaluation import evaluate_attack, json_safe
-    from ssgan.models.victim import load_victim
     from ssgan.paper import paper_rows_for
 
     for name in ("batch_size", "examples"):
@@ -175,9 +176,7 @@ def run(args: argparse.Namespace) -> int:
         attack = build_attack(args)
     except ValueError as exc:  # a bad --attack-arg: the user's to fix
         raise SSGANError(str(exc)) from None
-    victim, victim_meta = load_victim(
-        args.victim, device=args.device, checkpoint=args.victim_checkpoint
-    )
+    victim, victim_meta = open_victim_from_args(args)
     resolve_split(args, victim_meta)
 
     dataset = dataset_from_args(args)
@@ -189,13 +188,7 @@ def run(args: argparse.Namespace) -> int:
         raise DatasetError(
             f"{dataset.name}: the {args.subset} side of split {args.split!r} is empty"
         )
-    victim_classes = list(victim_meta.get("class_names") or [])
-    if victim_classes and victim_classes != list(part.class_names):
-        raise DatasetError(
-            f"victim {args.victim} was trained on {len(victim_classes)} classes "
-            f"({', '.join(victim_classes[:3])}, ...), dataset {dataset.name} has "
-            f"{len(part.class_names)} ({', '.join(part.class_names[:3])}, ...)"
-        )
+    victim_classes = victim_class_names(args.victim, victim_meta, list(part.class_names))
     with progress_bar(len(part), f"loading {part.name}") as bar:
         part.waveforms(progress=bar.update)
 
@@ -270,15 +263,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _load_transfer_victims(args: argparse.Namespace, class_names: list[str]) -> dict[str, Any]:
-    """``--transfer-to`` runs loaded (same checkpoint choice), refusing other class lists."""
-    from ssgan.models.victim import load_victim
+    """``--transfer-to`` victims loaded (same checkpoint choice), refusing other class lists."""
+    from ssgan.models.user_victim import open_victim
 
     victims: dict[str, Any] = {}
     for run in args.transfer_to:
-        model, meta = load_victim(run, device=args.device, checkpoint=args.victim_checkpoint)
+        model, meta = open_victim(run, args.device, checkpoint=args.victim_checkpoint)
         names = list(meta.get("class_names") or [])
         if names and names != list(class_names):
             raise DatasetError(f"--transfer-to {run}: trained on other classes than --victim")
+        victim_class_names(run, meta, class_names)
         victims[str(run)] = model
     return victims
 

@@ -14,24 +14,25 @@ import torch
 from ssgan.cli.common import (
     add_dataset_args,
     add_device_arg,
-    add_victim_checkpoint_arg,
+    add_victim_args,
     dataset_from_args,
+    open_victim_from_args,
     resolve_split,
+    victim_class_names,
 )
 from ssgan.data import make_split
-from ssgan.errors import DatasetError
 from ssgan.io import atomic_write_json, atomic_write_text
-from ssgan.models.victim import load_victim, predict_clips
+from ssgan.models.victim import predict_clips
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "victim",
         help="clean clip-level accuracy of a trained victim",
-        description="10-crop clip-level accuracy of a victim run on a dataset split's test set.",
+        description="Clip-level accuracy of a victim (a run, or a model of your own) on a dataset "
+        "split's test set.",
     )
-    parser.add_argument("--victim", required=True, help="victim run directory")
-    add_victim_checkpoint_arg(parser)
+    add_victim_args(parser)
     add_dataset_args(parser, victim_split=True)
     add_device_arg(parser)
     parser.add_argument("--batch-size", type=int, default=8, help="clips per forward pass")
@@ -71,14 +72,10 @@ def confusion_csv(confusion: torch.Tensor, class_names: list[str]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    model, meta = load_victim(args.victim, args.device, checkpoint=args.victim_checkpoint)
+    model, meta = open_victim_from_args(args)
     resolve_split(args, meta)
-    class_names = list(meta["class_names"])
     dataset = dataset_from_args(args)
-    if list(dataset.class_names) != class_names:
-        raise DatasetError(
-            f"{dataset.root}: classes {dataset.class_names} differ from the victim's {class_names}"
-        )
+    class_names = victim_class_names(args.victim, meta, list(dataset.class_names))
     _, test = make_split(dataset, args.split, seed=args.split_seed)
     labels = torch.tensor(test.labels(), dtype=torch.long)
     pred, _ = predict_clips(model, test.waveforms(), batch_size=args.batch_size, device=args.device)
@@ -86,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     summary = summarize(confusion, class_names)
     summary.update(
         victim=str(args.victim),
-        checkpoint=args.victim_checkpoint,
+        checkpoint=args.victim_checkpoint if meta.get("format") == "run" else None,
         recorded_accuracy=meta.get("accuracy"),
         dataset=dataset.name,
         split=args.split,

@@ -13,8 +13,9 @@ from pathlib import Path
 from ssgan.cli.common import (
     add_device_arg,
     add_settings_arg,
-    add_victim_checkpoint_arg,
+    add_victim_args,
     settings_from_args,
+    victim_spec_from_args,
 )
 from ssgan.reproduce import (
     PROFILES,
@@ -102,13 +103,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         )
         p.add_argument("--split-seed", type=int, default=0)
         p.add_argument("--out", required=True, type=Path, help="output folder (resumable)")
-        p.add_argument(
-            "--victim",
-            type=Path,
-            default=None,
-            help="use this trained victim run instead of training one",
+        add_victim_args(
+            p,
+            required=False,
+            help="use this victim instead of training one: a run of `ssgan train victim`, a "
+            "torch.export .pt2 file, a TorchScript file or package.module:function",
         )
-        add_victim_checkpoint_arg(p)
         add_settings_arg(p, REPRODUCE_SECTIONS, default=None, example="gan.lr=1e-3")
         # The per-section flags of earlier versions, kept: --victim-set K=V is --set victim.K=V.
         p.add_argument("--victim-set", action="append", default=[], help=argparse.SUPPRESS)
@@ -129,7 +129,10 @@ def _register_transfer(inner: argparse._SubParsersAction) -> None:
         "--generators run per victim, same order), PGD and C&W; score every attack's clips on "
         "every victim; write transfer.json, transfer.md and heat maps to --out.",
     )
-    p.add_argument("--victims", nargs="+", required=True, type=Path, metavar="RUN_V")
+    p.add_argument(
+        "--victims", nargs="+", required=True, type=Path, metavar="VICTIM",
+        help="victims: runs, .pt2 / TorchScript files or package.module:function",
+    )  # fmt: skip
     p.add_argument("--generators", nargs="*", default=[], type=Path, metavar="RUN_G")
     p.add_argument("--attacks", default=",".join(TRANSFER_ATTACKS),
                    help="comma-separated subset of ssgan,pgd,cw")  # fmt: skip
@@ -140,7 +143,9 @@ def _register_transfer(inner: argparse._SubParsersAction) -> None:
     p.add_argument("--root", required=True, type=Path, help="dataset folder")
     p.add_argument("--split", default="fold:5")
     p.add_argument("--split-seed", type=int, default=0)
-    p.add_argument("--victim-checkpoint", choices=("best", "last"), default="last")
+    # --victim-weights/-rate/-window/-crops/-classes apply to every --victims model file; a JSON
+    # file beside each model gives each its own.
+    add_victim_args(p, victim_flag=False)
     p.add_argument("--limit", type=int, default=None, help="only the first N test clips")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--seed", type=int, default=0)
@@ -172,6 +177,7 @@ def run_transfer(args: argparse.Namespace) -> int:
         split=args.split, split_seed=args.split_seed, generators=args.generators,
         attacks=tuple(a.strip() for a in args.attacks.split(",") if a.strip()),
         attack_args=attack_args, victim_checkpoint=args.victim_checkpoint, limit=args.limit,
+        victim_spec=victim_spec_from_args(args),
         batch_size=args.batch_size, seed=args.seed, device=args.device,
     )  # fmt: skip
     md = reproduce_transfer(opts)
@@ -245,9 +251,10 @@ def run(args: argparse.Namespace) -> int:
         dataset=dataset,
         split=split,
         split_seed=args.split_seed,
-        victim=args.victim,
+        victim=None if args.victim is None else Path(args.victim),
         device=args.device,
         victim_checkpoint=args.victim_checkpoint,
+        victim_spec=victim_spec_from_args(args),
         victim_overrides=tuple(settings["victim"]),
         gan_overrides=tuple(settings["gan"]),
         uap_overrides=uap,

@@ -11,14 +11,15 @@ from ssgan.cli.common import (
     add_dataset_args,
     add_device_arg,
     add_settings_arg,
-    add_victim_checkpoint_arg,
+    add_victim_args,
     dataset_from_args,
+    open_victim_from_args,
     resolve_split,
     settings_from_args,
+    victim_class_names,
 )
 from ssgan.config import apply_overrides
 from ssgan.data import make_split
-from ssgan.errors import DatasetError
 from ssgan.training.gan import PROFILES, train_gan
 
 
@@ -31,8 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "generator is validated each epoch (and `best` chosen) on a stratified tenth of the "
         "training split held out from training, never on the test split.",
     )
-    parser.add_argument("--victim", required=True, metavar="RUN_V", help="victim run directory")
-    add_victim_checkpoint_arg(parser)
+    add_victim_args(parser)
     add_dataset_args(parser, victim_split=True)
     parser.add_argument(
         "--segment-seconds", type=float, default=None, help="t1 (default: the profile's, 1.6)"
@@ -51,8 +51,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ssgan.models.victim import load_victim
-
     try:
         config = PROFILES[args.profile]
         if args.segment_seconds is not None:
@@ -63,15 +61,10 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"ssgan: error: {exc}", file=sys.stderr)
         return 2
-    victim, victim_meta = load_victim(args.victim, args.device, checkpoint=args.victim_checkpoint)
+    victim, victim_meta = open_victim_from_args(args)
     resolve_split(args, victim_meta)
     dataset = dataset_from_args(args)
-    class_names = victim_meta.get("class_names")
-    if class_names is not None and list(class_names) != list(dataset.class_names):
-        raise DatasetError(
-            f"{args.root}: dataset classes {dataset.class_names} differ from the victim's "
-            f"{class_names} ({args.victim})"
-        )
+    victim_class_names(args.victim, victim_meta, list(dataset.class_names))
     train, test = make_split(dataset, args.split, seed=args.split_seed)
     # Validation (ASR / MSNR each epoch, the `best` checkpoint) on a held-out tenth of the
     # training split, as `ssgan reproduce` does: selecting on the test split would flatter

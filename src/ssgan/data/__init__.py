@@ -1,4 +1,4 @@
-"""Datasets (ESC-50, ESC-10, UrbanSound8K, a folder + CSV), splits and short-time segmentation."""
+"""Datasets (ESC-50, ESC-10, UrbanSound8K, a folder: CSV or class folders), splits, segmentation."""
 
 from __future__ import annotations
 

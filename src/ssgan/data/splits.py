@@ -41,7 +41,11 @@ def make_split(
         folds = dataset.folds()
         present = sorted({f for f in folds if f is not None})
         if not present:
-            raise DatasetError(f"{dataset.name}: split {spec!r} needs folds, this dataset has none")
+            raise DatasetError(
+                f"{dataset.name} at {dataset.root}: split {spec!r} needs folds, this dataset has "
+                "none; use --split paper (or all), or give a folder dataset a labels CSV with a "
+                "fold column"
+            )
         if fold not in present:
             raise DatasetError(
                 f"{dataset.name}: split {spec!r}: fold {fold} not present (folds: {present})"

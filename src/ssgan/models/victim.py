@@ -218,7 +218,7 @@ def load_victim(
     """Load a victim trained by ``ssgan train victim`` (no unpickling: safetensors + JSON).
 
     Args:
-        run_dir: the run directory.
+        run_dir: the run directory, or ``pretrained:NAME`` (``ssgan.pretrained``).
         device: where to put the model.
         checkpoint: ``"last"`` (the final weights, default) or ``"best"`` (the epoch with the
             highest accuracy on the run's test split: a choice made on test data).
@@ -234,7 +234,9 @@ def load_victim(
     """
     from ssgan.io import load_checkpoint
     from ssgan.models.registry import MODELS
+    from ssgan.pretrained import resolve_run
 
+    run_dir = resolve_run(run_dir)  # ``pretrained:NAME``: a run shipped in the package
     tensors, meta, _ = load_checkpoint(run_dir, checkpoint)
     where = Path(run_dir) / f"{checkpoint}.json"
     if meta.get("kind") != VICTIM_KIND:
