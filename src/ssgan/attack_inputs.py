@@ -52,6 +52,7 @@ logger = logging.getLogger(__name__)
 #: The ledger of an ``ssgan attack`` output folder.
 RESULTS_NAME = "results.jsonl"
 
+
 @dataclasses.dataclass(frozen=True)
 class PlannedFile:
     """One file to attack: its ``input``, ``output`` and the argument (``source``) it came from."""

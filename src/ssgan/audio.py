@@ -8,6 +8,7 @@ a libsndfile traceback.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import struct
@@ -24,7 +25,10 @@ from ssgan.io import atomic_write
 __all__ = [
     "SILENCE_PEAK",
     "AudioError",
+    "audio_files",
+    "audio_suffixes",
     "decode",
+    "is_audio_file",
     "load_audio",
     "load_audio_with_peak",
     "open_audio",
@@ -39,6 +43,60 @@ log = logging.getLogger(__name__)
 SILENCE_PEAK = 1e-4
 
 _SUBTYPES = {"PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE"}
+
+# Extensions of soundfile's formats that differ from the format's name; RAW (header-less) is left
+# out: it cannot be opened without being told its rate and sample format.
+_SUFFIX_ALIASES = {
+    "AIFF": (".aif", ".aifc"),
+    "IRCAM": (".sf",),
+    "MAT4": (".mat",),
+    "MAT5": (".mat",),
+    "MPC2K": (".mpc",),
+    "NIST": (".sph", ".nist"),
+    "OGG": (".oga", ".opus"),
+    "SVX": (".8svx", ".iff"),
+    "AU": (".snd",),
+    "WAVEX": (".wav",),
+}
+
+
+@functools.cache
+def audio_suffixes() -> frozenset[str]:
+    """Lower-case extensions (``".wav"``, ``".mp3"``, ...) of every format soundfile reads."""
+    out: set[str] = set()
+    for name in sf.available_formats():
+        if name == "RAW":
+            continue
+        out.add(f".{name.lower()}")
+        out.update(_SUFFIX_ALIASES.get(name, ()))
+    return frozenset(out)
+
+
+def is_audio_file(path: str | Path) -> bool:
+    """Whether ``path``'s extension (any case) is one of ``audio_suffixes()``; the name only."""
+    return Path(path).suffix.lower() in audio_suffixes()
+
+
+def _inside(path: Path, folder: Path | None) -> bool:
+    return folder is not None and (path == folder or folder in path.parents)
+
+
+def audio_files(folder: str | Path, *, exclude: Path | None = None) -> list[Path]:
+    """The audio files under ``folder``: recursive, sorted folder by folder, names starting with
+    ``.`` left out (files and folders), and nothing at or under ``exclude`` (a resolved path).
+    Symbolic links to folders are not followed."""
+    found: list[Path] = []
+    for root, dirs, files in os.walk(folder):
+        here = Path(root)
+        dirs[:] = sorted(
+            d for d in dirs if not d.startswith(".") and not _inside((here / d).resolve(), exclude)
+        )
+        found += [
+            here / name
+            for name in sorted(files)
+            if not name.startswith(".") and is_audio_file(name)
+        ]
+    return found
 
 
 def _check_wav_truncation(path: Path) -> None:
