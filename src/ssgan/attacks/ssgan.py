@@ -42,8 +42,7 @@ from ssgan.attacks.ddn import quietest_scale, refine_min_norm
 from ssgan.attacks.ssgan_run import GAN_KIND, attack_from_run, train_config
 from ssgan.data import segments as sip
 from ssgan.io import unflatten_state_dict
-from ssgan.metrics import check_convention
-from ssgan.models.generator import DEFAULT_MAX_DELTA, Generator
+from ssgan.models.generator import Generator, GeneratorSpec
 
 logger = logging.getLogger(__name__)
 
@@ -60,10 +59,10 @@ class SSGANAttack(LearnedAttack):
         segment_seconds: ``t1``, the segment length G was trained on (1.6 s in the paper).
         overlap: crossfade half-overlapping segments instead of butting them.
         chunk_segments: how many segments go through G at once (bounds memory).
-        channels, n_down, n_blocks, block_kernel, max_delta, norm, output, snr_db,
-            loudness_range_db, context, grad_input, pattern_samples, front, spectral,
-            lowpass_hz: the
-            generator's shape and output (see ``ssgan.models.generator.Generator``; ``front`` is
+        spec: the generator's shape and output (``ssgan.models.generator_spec.GeneratorSpec``),
+            or its fields as keywords (``channels=4, snr_db=25.0``: output defaults to
+            ``"snr"`` here), read back as attributes (``attack.snr_db``); see
+            ``ssgan.models.generator.Generator`` for each (``front`` is
             a victim's ``ssgan.models.front_end.front_spec``: ``fit`` copies that victim's front
             end; ``spectral``: G is a complex mask on the segment's STFT). A
             ``grad_input`` generator reads the victim's input gradient on the clip: one victim
@@ -108,23 +107,7 @@ class SSGANAttack(LearnedAttack):
         segment_seconds: float = 1.6,
         overlap: bool = False,
         chunk_segments: int = 64,
-        channels: int = 8,
-        n_down: int = 2,
-        n_blocks: int = 4,
-        block_kernel: int = 3,
-        max_delta: float = DEFAULT_MAX_DELTA,
-        norm: bool = False,
-        output: str = "snr",
-        snr_db: float = 30.0,
-        loudness_range_db: float = 0.0,
-        context: bool = False,
-        pattern_samples: int = 0,
-        front: tuple[int, ...] | list[int] = (),
-        spectral: bool = False,
-        lowpass_hz: float = 0.0,
-        snr_convention: str = "true",
-        grad_input: bool = False,
-        num_classes: int = 0,
+        spec: GeneratorSpec | None = None,
         profile: str = "cpu",
         epochs: int | None = None,
         precision: str = "float32",
@@ -134,12 +117,18 @@ class SSGANAttack(LearnedAttack):
         search_steps: int = 6,
         refine_steps: int = 0,
         refine_gamma: float = 0.1,
+        **shape: Any,
     ) -> None:
         if not search_min_snr_db < search_max_snr_db:
             raise ValueError(
                 f"search_min_snr_db={search_min_snr_db!r} must be below "
                 f"search_max_snr_db={search_max_snr_db!r}"
             )
+        try:  # the attack's default output is the exact-SNR one (the paper's G is "tanh")
+            spec = GeneratorSpec(**{"output": "snr", **shape}) if spec is None else spec
+            self.spec: GeneratorSpec = spec.replace(**shape) if shape else spec
+        except TypeError as exc:  # an unknown keyword
+            raise TypeError(f"SSGANAttack: {exc}") from None
         self.quietest = bool(quietest)
         self.search_min_snr_db = float(search_min_snr_db)
         self.search_max_snr_db = float(search_max_snr_db)
@@ -148,38 +137,31 @@ class SSGANAttack(LearnedAttack):
         self.refine_gamma = check_positive("refine_gamma", refine_gamma)
         if self.refine_gamma >= 1:
             raise ValueError(f"refine_gamma={refine_gamma!r}: expected a value in (0, 1)")
-        if self.quietest or grad_input or self.refine_steps:
+        if self.quietest or self.spec.grad_input or self.refine_steps:
             self.queries_victim = True  # type: ignore[misc]
         self.precision = check_choice("precision", precision, PRECISIONS)
         self.segment_seconds = check_positive("segment_seconds", segment_seconds)
         self.overlap = bool(overlap)
         self.chunk_segments = check_int("chunk_segments", chunk_segments, minimum=1)
-        self.channels = channels
-        self.n_down = n_down
-        self.n_blocks = n_blocks
-        self.block_kernel = block_kernel
-        self.max_delta = max_delta
-        self.norm = norm
-        self.output = output
-        self.snr_db = snr_db
-        self.loudness_range_db = loudness_range_db
-        self.context = context
-        self.pattern_samples = check_int("pattern_samples", pattern_samples, minimum=0)
-        self.front = tuple(int(v) for v in front)
-        self.spectral = bool(spectral)
-        self.lowpass_hz = float(lowpass_hz)
-        self.snr_convention = check_convention(snr_convention)
-        self.grad_input = bool(grad_input)
-        self.num_classes = check_int("num_classes", num_classes, minimum=0)
         # A conditional G is targeted only; the class attribute says "untargeted G".
         self.targeted_supported = self.num_classes > 0  # type: ignore[misc]
         self.profile = profile
         self.epochs = None if epochs is None else check_int("epochs", epochs, minimum=1)
         self.segment_samples = max(1, round(self.segment_seconds * SAMPLE_RATE))
         self._generator: Generator | None = None  # built on first use: see ``generator``
-        with torch.device("meta"):  # refuse a bad shape now; allocates nothing, draws no RNG
-            self._build_generator()
         self._fitted = False
+
+    def __getattr__(self, name: str) -> Any:
+        """The generator's fields read as the attack's own (``attack.snr_db``, ...)."""
+        spec = self.__dict__.get("spec")
+        if spec is not None and name in GeneratorSpec.field_names():
+            return getattr(spec, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def config(self) -> dict[str, Any]:
+        """The constructor's keywords with the spec's fields flat (as ``save`` writes them)."""
+        out = {k: v for k, v in super().config().items() if k != "spec"}
+        return {**out, **self.spec.to_dict()}
 
     @property
     def generator(self) -> Generator:
@@ -194,25 +176,7 @@ class SSGANAttack(LearnedAttack):
         self._generator = module
 
     def _build_generator(self) -> Generator:
-        return Generator(
-            channels=self.channels,
-            n_down=self.n_down,
-            n_blocks=self.n_blocks,
-            block_kernel=self.block_kernel,
-            max_delta=self.max_delta,
-            norm=self.norm,
-            output=self.output,
-            snr_db=self.snr_db,
-            loudness_range_db=self.loudness_range_db,
-            context=self.context,
-            grad_input=self.grad_input,
-            num_classes=self.num_classes,
-            pattern_samples=self.pattern_samples,
-            front=self.front,
-            spectral=self.spectral,
-            lowpass_hz=self.lowpass_hz,
-            snr_convention=self.snr_convention,
-        )
+        return Generator(self.spec)
 
     # ------------------------------------------------------------------ construction
 
@@ -224,30 +188,15 @@ class SSGANAttack(LearnedAttack):
 
         G's shape is read from the module; a shape keyword in ``kwargs`` may repeat it but
         not contradict it."""
-        shape: dict[str, Any] = {
-            "channels": generator.channels,
-            "n_down": generator.n_down,
-            "n_blocks": generator.n_blocks,
-            "block_kernel": generator.block_kernel,
-            "max_delta": generator.max_delta,
-            "norm": generator.norm,
-            "output": generator.output,
-            "snr_db": generator.snr_db,
-            "loudness_range_db": generator.loudness_range_db,
-            "context": generator.context is not None,
-            "pattern_samples": generator.pattern_samples,
-            "front": generator.front_spec,
-            "spectral": generator.spectral,
-            "lowpass_hz": generator.lowpass_hz,
-            "snr_convention": generator.snr_convention,
-            "grad_input": generator.grad_input,
-            "num_classes": generator.num_classes,
-        }
+        spec = generator.spec
+        shape = spec.to_dict()
+        shape["front"] = spec.front
         clashes = sorted(k for k in shape.keys() & kwargs.keys() if kwargs[k] != shape[k])
         if clashes:
             said = (f"{k}={kwargs[k]!r} but the generator has {shape[k]!r}" for k in clashes)
             raise ValueError("from_generator: " + ", ".join(said))
-        attack = cls(segment_seconds=segment_seconds, **{**shape, **kwargs})
+        options = {k: v for k, v in kwargs.items() if k not in shape}
+        attack = cls(segment_seconds=segment_seconds, spec=spec, **options)
         attack.generator = generator
         attack._fitted = True
         return attack

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ssgan.errors import CheckpointError
 from ssgan.io import load_checkpoint, unflatten_state_dict
+from ssgan.models.generator_spec import GeneratorSpec
 from ssgan.pretrained import resolve_run
 
 if TYPE_CHECKING:
@@ -31,27 +32,8 @@ def train_config(attack: SSGANAttack, seed: int) -> GANTrainConfig:
     if attack.profile not in PROFILES:
         raise ValueError(f"profile={attack.profile!r}: expected one of {', '.join(PROFILES)}")
     config = dataclasses.replace(
-        PROFILES[attack.profile],
+        PROFILES[attack.profile].with_generator(attack.spec),
         segment_seconds=attack.segment_seconds,
-        g_channels=attack.channels,
-        g_down=attack.n_down,
-        g_blocks=attack.n_blocks,
-        g_block_kernel=attack.block_kernel,
-        max_delta=attack.max_delta,
-        g_norm=attack.norm,
-        g_output=attack.output,
-        snr_db=attack.snr_db,
-        loudness_range_db=attack.loudness_range_db,
-        g_context=attack.context,
-        g_grad=attack.grad_input,
-        g_pattern=attack.pattern_samples > 0,
-        g_front=bool(attack.front),
-        g_front_spec=attack.front,
-        g_spectral=attack.spectral,
-        g_lowpass_hz=attack.lowpass_hz,
-        snr_convention=attack.snr_convention,
-        targeted=attack.num_classes > 0,
-        n_classes=attack.num_classes,
         seed=seed,
     )
     if attack.epochs is not None:
@@ -79,10 +61,11 @@ def attack_from_run(
     shape = meta.get("generator")
     if not isinstance(shape, dict) or "segment_seconds" not in meta:
         raise CheckpointError(f"{where}: metadata lacks the generator shape or segment_seconds")
-    shape = {"output": "tanh", **shape}  # runs written before "output" existed
     t1 = float(meta["segment_seconds"] if segment_seconds is None else segment_seconds)
     try:
-        attack = cls(segment_seconds=t1, **options, **shape)
+        # runs written before "output" existed had the paper's tanh output
+        spec = GeneratorSpec.from_dict({"output": "tanh", **shape})
+        attack = cls(segment_seconds=t1, spec=spec, **options)
         attack.generator.load_state_dict(unflatten_state_dict(tensors, "G"), strict=True)
     except (TypeError, ValueError, RuntimeError) as exc:
         first = " ".join(str(exc).split())[:300]

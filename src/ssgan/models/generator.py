@@ -25,22 +25,20 @@ cores (``benchmarks/throughput.py``, docs/performance.md).
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ssgan import SAMPLE_RATE
-from ssgan.metrics import check_convention, snr_reference
+from ssgan.metrics import snr_reference
 from ssgan.models.band import low_pass
 from ssgan.models.front_end import FeatureMapNet, FrontEnd
+from ssgan.models.generator_spec import DEFAULT_MAX_DELTA, OUTPUTS, GeneratorSpec
 from ssgan.models.layout import waveform_map
 from ssgan.models.spectral import SpectralMask
 
-__all__ = ["DEFAULT_MAX_DELTA", "OUTPUTS", "Generator", "scale_to_snr"]
-
-OUTPUTS = ("tanh", "snr")
-"""How G's last layer becomes ``delta``: ``"tanh"`` (the paper's bounded output) or ``"snr"``
-(the output's direction, scaled to an exact SNR against the segment it perturbs)."""
+__all__ = ["DEFAULT_MAX_DELTA", "OUTPUTS", "Generator", "GeneratorSpec", "scale_to_snr"]
 
 
 def scale_to_snr(
@@ -61,23 +59,6 @@ def scale_to_snr(
     if isinstance(snr_db, torch.Tensor):
         snr_db = snr_db.reshape(-1, 1)
     return g * (x_norm / g_norm) * 10.0 ** (-snr_db / 20.0)
-
-
-DEFAULT_MAX_DELTA = 0.05
-"""Default bound on ``|delta|`` for peak-normalised audio in [-1, 1].
-
-Measured on the 400 ESC-10 clips (peak normalised, 16 kHz): the clip RMS has 10th / 50th / 90th
-percentiles 0.042 / 0.124 / 0.215. A perturbation pinned at the bound everywhere has RMS
-``max_delta``, so 0.05 caps the worst case at about the level of a quiet clip (~8 dB SNR at the
-median clip): loose enough never to stop the margin loss from flipping a decision early in
-training. The hope was that the perturbation loss would pull the typical delta far below it
-(the paper's 30-36 dB is an RMS of ~0.002-0.004 at the median clip); measured, it does not: the
-`paper` profile trained to completion on a GPU pins delta at this bound (test ASR 58.8 % at
-5.7 dB on ESC-10, what sign noise at 0.05 does alone), and bounds of 0.002-0.01 shrink delta to
-nothing (ASR 0 %); ``research/loss_balance.py`` and docs/history.md ("On a GPU") say why. 0.05
-stays the default as the one bound with which the paper's recipe fools at all; the measured SNR
-is what the evaluation reports.
-"""
 
 
 def _norm(channels: int, enabled: bool) -> nn.Module:
@@ -103,7 +84,9 @@ class _ResBlock(nn.Module):
 class Generator(nn.Module):
     """SSGAN generator: ``(batch, time) -> delta (batch, time)`` with ``|delta| <= max_delta``.
 
-    Args:
+    Built from a ``GeneratorSpec`` (``Generator(spec)``), or from its fields as keywords
+    (``Generator(channels=4, output="snr")``); ``G.spec`` gives it back. The fields:
+
         channels: channels after the first conv (doubled by each down-sampling stage).
         n_down: number of stride-4 down/up-sampling stages (total stride ``4 ** n_down``).
         n_blocks: residual blocks at the bottleneck.
@@ -160,84 +143,29 @@ class Generator(nn.Module):
         torch.Size([2, 12345])
     """
 
-    def __init__(
-        self,
-        *,
-        channels: int = 8,
-        n_down: int = 2,
-        n_blocks: int = 4,
-        block_kernel: int = 3,
-        max_delta: float = DEFAULT_MAX_DELTA,
-        norm: bool = False,
-        output: str = "tanh",
-        snr_db: float = 30.0,
-        loudness_range_db: float = 0.0,
-        context: bool = False,
-        grad_input: bool = False,
-        num_classes: int = 0,
-        pattern_samples: int = 0,
-        front: tuple[int, ...] | list[int] = (),
-        spectral: bool = False,
-        lowpass_hz: float = 0.0,
-        snr_convention: str = "true",
-    ) -> None:
+    def __init__(self, spec: GeneratorSpec | None = None, /, **shape: Any) -> None:
         super().__init__()
-        self.snr_convention = check_convention(snr_convention)
-        if not 0 <= lowpass_hz < SAMPLE_RATE / 2 or (lowpass_hz > 0 and output != "snr"):
-            raise ValueError(
-                f"lowpass_hz must be in [0, {SAMPLE_RATE // 2}), and > 0 only with "
-                f"output='snr', got {lowpass_hz!r} with output={output!r}"
-            )
-        self.lowpass_hz = float(lowpass_hz)
-        if num_classes < 0 or num_classes == 1:
-            raise ValueError(f"num_classes must be 0 (unconditional) or >= 2, got {num_classes}")
-        self.num_classes = int(num_classes)
-        if channels < 1:
-            raise ValueError(f"channels must be >= 1, got {channels}")
-        if n_down < 0:
-            raise ValueError(f"n_down must be >= 0, got {n_down}")
-        if n_blocks < 0:
-            raise ValueError(f"n_blocks must be >= 0, got {n_blocks}")
-        if block_kernel < 1 or block_kernel % 2 == 0:
-            raise ValueError(f"block_kernel must be odd and >= 1, got {block_kernel}")
-        if not 0.0 < max_delta <= 1.0:
-            raise ValueError(f"max_delta must be in (0, 1], got {max_delta}")
-        if output not in OUTPUTS:
-            raise ValueError(f"output must be one of {', '.join(OUTPUTS)}, got {output!r}")
+        if spec is None:
+            spec = GeneratorSpec(**shape)
+        elif shape:
+            spec = spec.replace(**shape)
+        self._spec = spec
+        channels, n_down, n_blocks = spec.channels, spec.n_down, spec.n_blocks
+        norm, grad_input, num_classes = spec.norm, spec.grad_input, spec.num_classes
+        self.snr_convention = spec.snr_convention
+        self.lowpass_hz = spec.lowpass_hz
+        self.num_classes = num_classes
         self.channels, self.n_down, self.n_blocks = channels, n_down, n_blocks
-        self.block_kernel = block_kernel
-        self.max_delta = float(max_delta)
-        self.norm = bool(norm)
-        if loudness_range_db < 0 or (loudness_range_db > 0 and output != "snr"):
-            raise ValueError(
-                f"loudness_range_db must be >= 0, and > 0 only with output='snr', got "
-                f"{loudness_range_db!r} with output={output!r}"
-            )
-        if grad_input and output != "snr":
-            raise ValueError("grad_input=True needs output='snr'")
-        if pattern_samples < 0 or (pattern_samples > 0 and output != "snr"):
-            raise ValueError(
-                f"pattern_samples must be >= 0, and > 0 only with output='snr', got "
-                f"{pattern_samples!r} with output={output!r}"
-            )
-        self.pattern_samples = int(pattern_samples)
-        self.output = output
-        self.grad_input = bool(grad_input)
-        self.snr_db = float(snr_db)
-        self.loudness_range_db = float(loudness_range_db)
-        self.front_spec = tuple(int(v) for v in front)
-        self.front_end: FrontEnd | None = None
-        if self.front_spec:
-            others = {"loudness_range_db": loudness_range_db, "context": context,
-                      "grad_input": grad_input, "pattern_samples": pattern_samples}  # fmt: skip
-            if output != "snr" or any(others.values()):
-                used = ", ".join(f"{k}={v!r}" for k, v in others.items() if v)
-                raise ValueError(
-                    f"front= needs output='snr' and none of loudness_range_db, context, "
-                    f"grad_input, pattern_samples (got output={output!r}{', ' if used else ''}"
-                    f"{used})"
-                )
-            self.front_end = FrontEnd(self.front_spec)
+        self.block_kernel = spec.block_kernel
+        self.max_delta = spec.max_delta
+        self.norm = norm
+        self.pattern_samples = spec.pattern_samples
+        self.output = spec.output
+        self.grad_input = grad_input
+        self.snr_db = spec.snr_db  # changed by training's SNR curriculum; ``spec`` follows it
+        self.loudness_range_db = spec.loudness_range_db
+        self.front_spec = spec.front
+        self.front_end: FrontEnd | None = FrontEnd(spec.front) if spec.front else None
         self.stride = 4**n_down
         self.grad_scale: nn.Parameter | None = None
         self.context: nn.Linear | None = None
@@ -245,25 +173,12 @@ class Generator(nn.Module):
         self.pattern: nn.Parameter | None = None
         self.loudness: nn.Linear | None = None
         self.feature_net: FeatureMapNet | None = None
-        self.spectral = bool(spectral)
+        self.spectral = spec.spectral
         self.spectral_mask: SpectralMask | None = None
         if self.spectral:
-            options: dict[str, object] = {
-                "front": self.front_spec, "loudness_range_db": loudness_range_db,
-                "context": context, "grad_input": grad_input,
-                "pattern_samples": pattern_samples, "num_classes": num_classes,
-            }  # fmt: skip
-            if output != "snr" or any(options.values()) or n_blocks < 1:
-                given = ", ".join(f"{k}={v!r}" for k, v in options.items() if v)
-                raise ValueError(
-                    f"spectral=True needs output='snr', n_blocks >= 1 and no other option (got "
-                    f"output={output!r}, n_blocks={n_blocks}{', ' if given else ''}{given})"
-                )
             self.spectral_mask = SpectralMask(16 * channels, layers=n_blocks - 1)
             return
         if self.front_end is not None:
-            if n_blocks < 2:
-                raise ValueError(f"front= needs n_blocks >= 2 (u's layers + 1), got {n_blocks}")
             self.feature_net = FeatureMapNet(
                 self.front_end.channels, 8 * channels, num_classes, layers=n_blocks - 1
             )
@@ -281,7 +196,7 @@ class Generator(nn.Module):
                 nn.ReLU(inplace=True),
             ]
             c *= 2
-        layers += [_ResBlock(c, block_kernel, norm) for _ in range(n_blocks)]
+        layers += [_ResBlock(c, spec.block_kernel, norm) for _ in range(n_blocks)]
         for _ in range(n_down):
             layers += [
                 nn.ConvTranspose2d(c, c // 2, (1, 8), stride=(1, 4), padding=(0, 2), bias=not norm),
@@ -299,7 +214,7 @@ class Generator(nn.Module):
                 nn.init.zeros_(last.bias)
             self.grad_scale = nn.Parameter(torch.ones(()))
         self._bottleneck = 3 + 3 * n_down + n_blocks  # index of the first decoder layer
-        if context:
+        if spec.context:
             # FiLM from the segment's mean bottleneck features: every time step learns what the
             # whole segment sounds like (its class, to a victim), which local convolutions with
             # a receptive field of a few tens of milliseconds cannot see. Zero-initialised: G
@@ -416,6 +331,11 @@ class Generator(nn.Module):
         u = self.feature_net(p.to(h.dtype), target).float()
         out = self.front_end.transpose(u, saved, winners)[:, :time]
         return scale_to_snr(self._band(out.float()), x, self.snr_db, self.snr_convention)
+
+    @property
+    def spec(self) -> GeneratorSpec:
+        """The spec this G was built from, at its current ``snr_db``."""
+        return self._spec.replace(snr_db=self.snr_db)
 
     def load_front(self, victim: nn.Module) -> None:
         """Copy the victim's front end into a ``front=`` G (done when training starts)."""

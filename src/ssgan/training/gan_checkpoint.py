@@ -38,7 +38,7 @@ def _meta(state: GANState, metrics: dict[str, float], extra: dict[str, Any]) -> 
         "format": FORMAT,
         "epoch": state.epoch,
         "config": to_dict(state.config),
-        "generator": state.config.generator_shape(),
+        "generator": state.config.generator_spec().to_dict(),
         "segment_seconds": state.config.segment_seconds,
         "sample_rate": SAMPLE_RATE,
         "metrics": json_safe(metrics),

@@ -8,11 +8,10 @@ The training itself is in ``ssgan.training.gan`` (the loop) and ``ssgan.training
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 from ssgan import SAMPLE_RATE
 from ssgan.metrics import SNR_CONVENTIONS
-from ssgan.models.generator import DEFAULT_MAX_DELTA
+from ssgan.models.generator_spec import DEFAULT_MAX_DELTA, GeneratorSpec
 from ssgan.transforms import eot_for
 
 __all__ = ["PROFILES", "GANTrainConfig"]
@@ -231,27 +230,53 @@ class GANTrainConfig:
             return self.select_snr_db
         return self.snr_db if self.g_output == "snr" else self.pert_target_snr_db
 
-    def generator_shape(self) -> dict[str, Any]:
-        """The ``Generator`` / ``SSGANAttack`` keyword arguments this config builds."""
-        return {
-            "channels": self.g_channels,
-            "n_down": self.g_down,
-            "n_blocks": self.g_blocks,
-            "block_kernel": self.g_block_kernel,
-            "max_delta": self.max_delta,
-            "norm": self.g_norm,
-            "output": self.g_output,
-            "snr_db": self.snr_db,
-            "loudness_range_db": self.loudness_range_db,
-            "context": self.g_context,
-            "grad_input": self.g_grad,
-            "num_classes": self.n_classes if self.targeted else 0,
-            "pattern_samples": self.segment_samples if self.g_pattern else 0,
-            "front": list(self.g_front_spec),
-            "spectral": self.g_spectral,
-            "lowpass_hz": self.g_lowpass_hz,
-            "snr_convention": self.snr_convention,
-        }
+    def generator_spec(self) -> GeneratorSpec:
+        """The generator this config trains (the ``g_*`` settings by their spec names)."""
+        return GeneratorSpec(
+            channels=self.g_channels,
+            n_down=self.g_down,
+            n_blocks=self.g_blocks,
+            block_kernel=self.g_block_kernel,
+            max_delta=self.max_delta,
+            norm=self.g_norm,
+            output=self.g_output,
+            snr_db=self.snr_db,
+            loudness_range_db=self.loudness_range_db,
+            context=self.g_context,
+            grad_input=self.g_grad,
+            num_classes=self.n_classes if self.targeted else 0,
+            pattern_samples=self.segment_samples if self.g_pattern else 0,
+            front=self.g_front_spec,
+            spectral=self.g_spectral,
+            lowpass_hz=self.g_lowpass_hz,
+            snr_convention=self.snr_convention,
+        )
+
+    def with_generator(self, spec: GeneratorSpec) -> GANTrainConfig:
+        """This config set to train ``spec`` (the inverse of ``generator_spec``; a ``front``
+        spec also sets ``g_front``, so training copies the victim's front end into G)."""
+        return dataclasses.replace(
+            self,
+            g_channels=spec.channels,
+            g_down=spec.n_down,
+            g_blocks=spec.n_blocks,
+            g_block_kernel=spec.block_kernel,
+            max_delta=spec.max_delta,
+            g_norm=spec.norm,
+            g_output=spec.output,
+            snr_db=spec.snr_db,
+            loudness_range_db=spec.loudness_range_db,
+            g_context=spec.context,
+            g_grad=spec.grad_input,
+            targeted=spec.num_classes > 0,
+            n_classes=spec.num_classes,
+            g_pattern=spec.pattern_samples > 0,
+            g_front=bool(spec.front),
+            g_front_spec=spec.front,
+            g_spectral=spec.spectral,
+            g_lowpass_hz=spec.lowpass_hz,
+            snr_convention=spec.snr_convention,
+        )
 
 
 _RECIPE = GANTrainConfig(

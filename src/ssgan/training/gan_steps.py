@@ -68,7 +68,7 @@ def make_state(config: GANTrainConfig, *, device: str | torch.device = "cpu") ->
     """Fresh G, D, Adam optimisers and step schedulers, initialised from ``config.seed``."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        G = Generator(**config.generator_shape())
+        G = Generator(config.generator_spec())
         D = Discriminator(mfe_channels=config.d_mfe_channels, del_channels=config.d_del_channels)
     G.to(device)
     D.to(device)
