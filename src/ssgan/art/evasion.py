@@ -1,32 +1,4 @@
-"""IBM's Adversarial Robustness Toolbox (ART), both ways (``pip install ssgan[art]``).
-
-ART -> ssgan: ``victim_from_art(classifier)`` turns an ART ``PyTorchClassifier`` into an ssgan
-victim, an ``nn.Module`` from ``(batch, time)`` waveforms to the logits ART's ``predict`` gives
-(its ``preprocessing`` (mean, std) and other PyTorch preprocessors applied, the input reshaped
-to its ``input_shape``), differentiable; ``SSGANEvasion``, ``UniversalEvasion`` and
-``DDNEvasion`` are ART ``EvasionAttack`` s that run ssgan's attacks on an ART estimator::
-
-    from ssgan.art import SSGANEvasion
-    from ssgan.attacks.ssgan import SSGANAttack
-
-    evasion = SSGANEvasion(classifier, SSGANAttack.from_run("runs/gan"))
-    x_adv = evasion.generate(x)            # numpy (n, *input_shape) float32, y from predict
-
-ssgan -> ART: ``art_classifier(victim, time_samples=...)`` wraps an ssgan victim in an ART
-``PyTorchClassifier`` (clip values ``(-1, 1)``, cross-entropy loss), so ART's own attacks run on
-ssgan's models::
-
-    from art.attacks.evasion import FastGradientMethod
-
-    x_adv = FastGradientMethod(art_classifier(victim, time_samples=80_000), eps=0.01).generate(x)
-
-ART's conventions hold: ``generate(x, y=None)`` takes and returns numpy float32; ``y`` is one-hot
-or class indices, the estimator's own predictions when ``None``; with ``targeted=True`` ``y``
-holds the targets (required), and the true labels are the estimator's predictions; the result is
-clipped to the estimator's ``clip_values``. ssgan's attacks need waveforms in ``[-1, 1]``.
-
-Nothing in ``ssgan`` imports this module, so ``import ssgan`` never imports ART.
-"""
+"""ssgan's attacks as ART evasion attacks (``ssgan.art``): SSGAN, universal perturbations, DDN."""
 
 from __future__ import annotations
 
@@ -41,150 +13,20 @@ try:
     from art.estimators.classification import PyTorchClassifier
     from art.estimators.classification.classifier import ClassifierMixin
     from art.estimators.estimator import BaseEstimator
-    from art.preprocessing.preprocessing import PreprocessorPyTorch
-    from art.utils import check_and_transform_label_format
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError(
         "ssgan.art needs IBM's adversarial-robustness-toolbox: pip install ssgan[art] "
         f"(or pip install adversarial-robustness-toolbox); import failed: {exc}"
     ) from exc
 
+
+from ssgan.art.victim import _indices, victim_from_art
 from ssgan.attacks.base import Attack, check_int
 from ssgan.attacks.ddn import DDN
 from ssgan.attacks.ssgan import SSGANAttack
 from ssgan.attacks.universal import UAPIterative, UAPPenalty
 
-__all__ = [
-    "ArtVictim",
-    "DDNEvasion",
-    "SSGANEvasion",
-    "UniversalEvasion",
-    "art_classifier",
-    "victim_from_art",
-]
-
-
-def _time_axis(input_shape: tuple[int, ...]) -> int:
-    """The axis of ``input_shape`` (one example's shape) that holds time: the one axis longer
-    than 1 (``(T,)``, ``(1, T)``, ``(T, 1)``...). ``ValueError`` for a shape with several."""
-    long = [i for i, n in enumerate(input_shape) if n != 1]
-    if not input_shape or len(long) > 1:
-        raise ValueError(
-            f"input_shape={tuple(input_shape)!r}: expected one mono waveform per example, "
-            "(T,) or with singleton axes such as (1, T)"
-        )
-    return long[0] if long else len(input_shape) - 1
-
-
-def _indices(y: np.ndarray, n_classes: int, n: int) -> np.ndarray:
-    """``(n,)`` class indices from ART labels: one-hot ``(n, n_classes)`` or indices."""
-    labels = check_and_transform_label_format(np.asarray(y), n_classes, return_one_hot=False)
-    labels = np.asarray(labels).reshape(-1)
-    if labels.shape != (n,):
-        raise ValueError(f"y must hold {n} labels (one-hot or indices), got shape {np.shape(y)}")
-    return labels.astype(np.int64)
-
-
-class ArtVictim(nn.Module):
-    """An ART ``PyTorchClassifier`` as an ssgan victim: ``(batch, time)`` -> logits.
-
-    Reproduces ``classifier.predict``: the waveforms are reshaped to the classifier's
-    ``input_shape`` (its time axis taking each batch's length), its PyTorch preprocessing
-    (``preprocessing=(mean, std)``, PyTorch preprocessing defences with ``apply_predict``) is
-    applied, then its model; every step is differentiable. ART's ``clip_values`` are not applied
-    (``predict`` does not either). The model is a submodule (shared, not copied), so
-    ``victim_frozen`` and ``.to`` reach it.
-
-    Attributes:
-        n_classes: the classifier's ``nb_classes``.
-        input_shape: the classifier's ``input_shape``.
-    """
-
-    def __init__(self, classifier: Any) -> None:
-        super().__init__()
-        if not isinstance(classifier, PyTorchClassifier):
-            raise TypeError(
-                f"expected an art PyTorchClassifier, got {type(classifier).__name__}; "
-                "other ART estimators cannot be run as a torch module"
-            )
-        if classifier.postprocessing_defences:
-            raise ValueError(
-                "the classifier has postprocessing defences "
-                f"{classifier.postprocessing_defences!r}: they change predict's outputs "
-                "outside the model and are not differentiable; remove them to use it as a victim"
-            )
-        ops = list(classifier.preprocessing_operations or [])
-        bad = [op for op in ops if not isinstance(op, PreprocessorPyTorch)]
-        if bad:
-            raise ValueError(
-                f"preprocessing {bad!r} is not a PyTorch preprocessor: only those can be "
-                "applied differentiably inside the victim"
-            )
-        self.model = classifier.model
-        self.n_classes = int(classifier.nb_classes)
-        self.input_shape = tuple(int(n) for n in classifier.input_shape)
-        self._axis = _time_axis(self.input_shape)
-        self._preprocessing = [op for op in ops if op.apply_predict]
-
-    def forward(self, x: Tensor) -> Tensor:
-        """``x (batch, time)`` -> logits ``(batch, n_classes)``."""
-        shape = list(self.input_shape)
-        shape[self._axis] = x.shape[-1]
-        x = x.reshape(x.shape[0], *shape)
-        for op in self._preprocessing:
-            x, _ = op.forward(x)
-        logits = self.model(x)
-        return logits[:, None] if logits.dim() == 1 else logits
-
-
-def victim_from_art(classifier: Any) -> ArtVictim:
-    """An ART ``PyTorchClassifier`` as an ssgan victim (``ArtVictim``: see there)."""
-    return ArtVictim(classifier)
-
-
-def art_classifier(
-    victim: nn.Module,
-    *,
-    time_samples: int,
-    n_classes: int | None = None,
-    clip_values: tuple[float, float] = (-1.0, 1.0),
-    device_type: Literal["cpu", "gpu"] = "cpu",
-    **kwargs: Any,
-) -> Any:
-    """An ssgan victim wrapped in an ART ``PyTorchClassifier``, to run ART's attacks on it.
-
-    Args:
-        victim: ``(batch, time) -> logits``; used, not copied (ART moves it to its device and
-            sets its train / eval mode on each call).
-        time_samples: the clip length ART is told (``input_shape=(time_samples,)``); attacks
-            that draw noise or initialise from it need it.
-        n_classes: the number of classes; default: the victim's ``n_classes`` attribute.
-        clip_values: the valid sample range, default ``(-1, 1)`` (ssgan's waveforms).
-        device_type: ART's ``"cpu"`` (default) or ``"gpu"`` (CUDA when available).
-        kwargs: passed on to ``PyTorchClassifier`` (``preprocessing_defences``...).
-
-    Returns:
-        A ``PyTorchClassifier`` with cross-entropy loss on the victim's logits.
-    """
-    if not isinstance(victim, nn.Module):
-        raise TypeError(f"victim must be a torch.nn.Module, got {type(victim).__name__}")
-    check_int("time_samples", time_samples, minimum=1)
-    if n_classes is None:
-        n_classes = getattr(victim, "n_classes", None)
-        if not isinstance(n_classes, int) or isinstance(n_classes, bool):
-            raise ValueError(
-                f"{type(victim).__name__} has no integer n_classes attribute: pass n_classes="
-            )
-    check_int("n_classes", n_classes, minimum=2)
-    return PyTorchClassifier(
-        model=victim,
-        loss=nn.CrossEntropyLoss(),
-        input_shape=(time_samples,),
-        nb_classes=n_classes,
-        clip_values=clip_values,
-        device_type=device_type,
-        **kwargs,
-    )
+__all__ = ["DDNEvasion", "SSGANEvasion", "UniversalEvasion"]
 
 
 class _Unqueried(nn.Module):
