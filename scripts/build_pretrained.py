@@ -73,7 +73,7 @@ def main() -> int:
     p.add_argument("--victim-epochs", type=int, default=40)
     p.add_argument("--gan-profile", default="cpu")
     p.add_argument("--gan-epochs", type=int, default=10)
-    p.add_argument("--snr-db", type=float, default=25.0, help="the generator's exact true SNR")
+    p.add_argument("--snr-db", type=float, default=30.0, help="the generator's exact true SNR")
     args = p.parse_args()
     work: Path = args.work
     work.mkdir(parents=True, exist_ok=True)
@@ -99,7 +99,7 @@ def main() -> int:
                   log=log)  # fmt: skip
         s = json.loads((out / "summary.json").read_text(encoding="utf-8"))
         figures[name] = {k: s.get(k) for k in ("n", "acc", "asr", "msnr_db", "msnr_box_db",
-                                               "mean_seconds_per_clip")}  # fmt: skip
+                                               "seconds_per_example")}  # fmt: skip
     victim_meta = json.loads((victim / "last.json").read_text(encoding="utf-8"))
     common = {
         "built_by": "scripts/build_pretrained.py "
