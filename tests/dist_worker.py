@@ -24,12 +24,12 @@ from typing import Any
 import torch
 
 from conftest import TinyVictim, synth_batch
+from helpers import TINY_VICTIM
 from ssgan import distributed
-from test_train_victim import TINY
 
-# The victim config of the data-parallel tests: test_train_victim's tiny EnvNet (dropout and
+# The victim config of the data-parallel tests: helpers.TINY_VICTIM, the tiny EnvNet (dropout and
 # augmentation on, 2 epochs of 2 global batches of 8) in float32, for tight comparisons.
-TINY_DDP = dataclasses.replace(TINY, bf16=False)
+TINY_DDP = dataclasses.replace(TINY_VICTIM, bf16=False)
 
 
 class MemoryClips:

@@ -14,11 +14,11 @@ import pytest
 import soundfile as sf
 
 import ssgan.streaming
+from helpers import make_gan_run
+from helpers import write_tone as _write_tone
 from ssgan.attack_inputs import audio_suffixes, expand_inputs, plan_attack
 from ssgan.cli import main
 from ssgan.errors import OutputError, SSGANError
-from test_streaming import make_gan_run
-from test_streaming import write_tone as _write_tone
 
 _SUBTYPES = {".mp3": "MPEG_LAYER_III", ".ogg": "VORBIS", ".flac": "PCM_16", ".wav": "PCM_16"}
 
@@ -295,7 +295,7 @@ def test_an_empty_folder_is_an_error_naming_it(tmp_path: Path) -> None:
 def test_with_a_victim_records_hold_both_decisions_and_the_summary_counts_flips(
     gan: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    from test_bad_inputs import CLASSES, make_victim_run
+    from helpers import CLASSES, make_victim_run
 
     victim = make_victim_run(tmp_path / "victim")
     root = tmp_path / "in"

@@ -20,29 +20,8 @@ import pytest
 import soundfile as sf
 import torch
 
+from helpers import CLASSES, make_gan_run, make_victim_run, tone
 from ssgan.cli import main
-from ssgan.io import save_checkpoint
-from ssgan.models.envnet import ENVNET_WINDOW, MODELS
-from ssgan.models.victim import VICTIM_KIND
-from test_streaming import make_gan_run
-
-CLASSES = ["dog", "rain"]
-
-
-def make_victim_run(directory: Path) -> Path:
-    """An (untrained, seeded) EnvNet victim run that ``load_victim`` accepts."""
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        net = MODELS["envnet"](len(CLASSES), window=ENVNET_WINDOW, fc_width=8)
-    meta = {
-        "kind": VICTIM_KIND, "class_names": CLASSES, "n_crops": 2, "sample_rate": 16000,
-        "window": ENVNET_WINDOW,
-        "model": {"name": "envnet", "n_classes": 2, "window": ENVNET_WINDOW, "fc_width": 8},
-    }  # fmt: skip
-    tensors = {f"net.{k}": v for k, v in net.state_dict().items()}
-    for name in ("best", "last"):
-        save_checkpoint(directory, name, tensors, meta)
-    return directory
 
 
 @dataclasses.dataclass
@@ -56,14 +35,6 @@ class World:
 def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     root = tmp_path_factory.mktemp("world")
     return World(root, make_gan_run(root / "gan"), make_victim_run(root / "victim"))
-
-
-def tone(seconds: float, rate: int, channels: int = 1, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    n = max(1, round(seconds * rate))
-    t = np.arange(n) / rate
-    x = np.sin(2 * np.pi * 300 * t)[:, None] + 0.2 * rng.standard_normal((n, channels))
-    return (0.5 * x / np.abs(x).max()).astype(np.float32)
 
 
 # ----------------------------------------------------------------------------- bad audio files

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from helpers import CLASSES, make_victim_run
 from ssgan.cli import main
-from test_bad_inputs import CLASSES, make_victim_run
 
 
 def _folder(root: Path) -> Path:

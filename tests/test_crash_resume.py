@@ -25,8 +25,8 @@ import pytest
 import soundfile as sf
 from safetensors.torch import load_file
 
+from helpers import make_victim_run
 from ssgan.io import load_checkpoint
-from test_bad_inputs import make_victim_run
 
 pytestmark = pytest.mark.slow
 

@@ -5,22 +5,16 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-import numpy as np
 import pytest
 import soundfile as sf
 
+from helpers import SUBTYPES, make_fake_us8k, noise_clip
 from ssgan.cli import main
 from ssgan.data import load_dataset, make_split
 from ssgan.errors import DatasetError
 
 ESC_CLASSES = {0: "dog", 1: "rooster", 10: "rain", 20: "crying_baby", 38: "clock_tick"}
 ESC10 = {0, 1, 10, 20, 38}
-SUBTYPES = ("PCM_16", "PCM_24", "FLOAT")
-
-
-def _noise(seed: int, n: int, channels: int) -> np.ndarray:
-    x = np.random.default_rng(seed).uniform(-0.8, 0.8, size=(n, channels)).astype(np.float32)
-    return x
 
 
 def make_fake_esc50(root: Path, *, drop: int | None = None) -> list[dict]:
@@ -46,7 +40,7 @@ def make_fake_esc50(root: Path, *, drop: int | None = None) -> list[dict]:
                 n = 44100 // 10 + k  # different lengths
                 sf.write(
                     root / "audio" / f"{stem}.wav",
-                    _noise(k, n, 1 + k % 2),
+                    noise_clip(k, n, 1 + k % 2),
                     44100,
                     subtype=SUBTYPES[k % 3],
                 )
@@ -96,49 +90,11 @@ def test_decode_cache_is_used_and_invalidated(tmp_path: Path, monkeypatch) -> No
     entries = sorted(cache.rglob("*.npy"))
     assert len(entries) == 25
     first = ds.clips[0].path
-    sf.write(first, _noise(99, 2000, 1), 16000)  # a changed file gets a new key
+    sf.write(first, noise_clip(99, 2000, 1), 16000)  # a changed file gets a new key
     again = load_dataset("esc50", tmp_path / "E")
     x, _ = again[0]
     assert len(x) == 2000
     assert len(sorted(cache.rglob("*.npy"))) == 26
-
-
-def make_fake_us8k(root: Path) -> list[dict]:
-    names = ["air_conditioner", "car_horn", "children_playing"]
-    rows = []
-    k = 0
-    for fold in (1, 2, 3):
-        (root / "audio" / f"fold{fold}").mkdir(parents=True)
-        for cid, cname in enumerate(names):
-            for j in range(2):
-                stem = f"{100 + k}-{cid}-0-{j}"
-                rate = (44100, 48000)[k % 2]
-                n = int(rate * (0.2 + 0.05 * k))
-                sf.write(
-                    root / "audio" / f"fold{fold}" / f"{stem}.wav",
-                    _noise(k, n, 2),
-                    rate,
-                    subtype=SUBTYPES[k % 3],
-                )
-                rows.append(
-                    {
-                        "slice_file_name": f"{stem}.wav",
-                        "fsID": 100 + k,
-                        "start": 0,
-                        "end": n / rate,
-                        "salience": 1,
-                        "fold": fold,
-                        "classID": cid,
-                        "class": cname,
-                    }
-                )
-                k += 1
-    (root / "metadata").mkdir()
-    with open(root / "metadata" / "UrbanSound8K.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    return rows
 
 
 def test_fake_urbansound8k_and_splits(tmp_path: Path, monkeypatch) -> None:
@@ -165,7 +121,7 @@ def test_folder_dataset_and_csv_errors(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("SSGAN_CACHE", str(tmp_path / "cache"))
     (tmp_path / "a b").mkdir()
     for i in range(3):
-        sf.write(tmp_path / "a b" / f"ç{i}.wav", _noise(i, 1600, 1), 16000)
+        sf.write(tmp_path / "a b" / f"ç{i}.wav", noise_clip(i, 1600, 1), 16000)
     (tmp_path / "labels.csv").write_text(
         "path,label\na b/ç0.wav,cat\na b/ç1.wav,dog\na b/ç2.wav,cat\n"
     )

@@ -11,13 +11,12 @@ import torch
 from safetensors.torch import load_file
 
 from conftest import TinyVictim, synth_batch
+from helpers import TINY_GAN, TINY_VICTIM, victim_data
 from ssgan.training.defence import Adversary, fine_tune_victim, load_adversary
 from ssgan.training.gan import train_gan
 from ssgan.training.victim import train_victim
-from test_train_gan import TINY as TINY_GAN
-from test_train_victim import TINY, _data
 
-ONE_EPOCH = dataclasses.replace(TINY, epochs=1)
+ONE_EPOCH = dataclasses.replace(TINY_VICTIM, epochs=1)
 
 
 class Shift:
@@ -63,7 +62,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A tiny victim run and a tiny SSGAN run (against another tiny victim: any generator will
     do as a fixed adversary)."""
     root = tmp_path_factory.mktemp("defence")
-    train, test = _data()
+    train, test = victim_data()
     train_victim(ONE_EPOCH, train, test, root / "victim", progress=False)
     x, y = synth_batch(8, 4000, seed=5)
     gan = dataclasses.replace(TINY_GAN, epochs=1)
@@ -85,7 +84,7 @@ def test_generator_defence_updates_only_the_victim(runs: tuple[Path, Path], tmp_
         return real(net, x, y, generator=generator)
 
     adversary.attack = spying
-    train, test = _data()
+    train, test = victim_data()
     fine_tune_victim(ONE_EPOCH, train, test, tmp_path / "defended", adversary,
                      init_from=victim_dir, progress=False)  # fmt: skip
     # The generator is untouched and frozen; the victim moved away from its starting weights.
@@ -107,7 +106,7 @@ def test_fine_tuning_starts_from_the_given_weights(runs: tuple[Path, Path], tmp_
     victim_dir, _ = runs
     frozen = dataclasses.replace(ONE_EPOCH, lr=1e-12, weight_decay=0.0, momentum=0.0,
                                  nesterov=False)  # fmt: skip
-    train, test = _data()
+    train, test = victim_data()
     fine_tune_victim(frozen, train, test, tmp_path / "ft", Adversary(Shift()),
                      init_from=victim_dir, progress=False)  # fmt: skip
     start = load_file(victim_dir / "last.safetensors")
@@ -133,7 +132,7 @@ def test_cli_trains_against_pgd(tmp_path: Path, capsys) -> None:
     from ssgan.cli import main
 
     argv = ["train", "victim", "--dataset", "esc10", "--root", "bundled", "--split", "fold:5",
-            "--profile", "smoke", "--set", "fc_width=32", "--set", f"window={TINY.window}",
+            "--profile", "smoke", "--set", "fc_width=32", "--set", f"window={TINY_VICTIM.window}",
             "--set", "epochs=1", "--set", "n_crops=2", "--out", str(tmp_path / "d"),
             "--adversarial", "pgd", "--adversarial-arg", "steps=1"]  # fmt: skip
     assert main(argv) == 0
@@ -148,7 +147,7 @@ def test_cli_init_without_adversarial_fine_tunes_on_clean_crops(tmp_path: Path, 
     from ssgan.cli import main
 
     base = ["train", "victim", "--dataset", "esc10", "--root", "bundled", "--split", "fold:5",
-            "--profile", "smoke", "--set", "fc_width=32", "--set", f"window={TINY.window}",
+            "--profile", "smoke", "--set", "fc_width=32", "--set", f"window={TINY_VICTIM.window}",
             "--set", "epochs=1", "--set", "n_crops=2"]  # fmt: skip
     assert main([*base, "--out", str(tmp_path / "a")]) == 0
     frozen = ["--set", "lr=1e-12", "--set", "weight_decay=0", "--set", "momentum=0",

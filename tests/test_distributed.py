@@ -403,11 +403,11 @@ def test_sharded_attack_of_files_writes_what_one_process_writes(tmp_path: Path) 
 def test_reproduce_runs_its_stages_data_parallel(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from test_reproduce import TINY_GAN, TINY_VICTIM
+    from helpers import TINY_GAN_ARGS, TINY_VICTIM_ARGS
 
     out = tmp_path / "t2"
     argv = ["reproduce", "table2", "--profile", "smoke", "--root", "bundled", "--out", str(out),
-            "--segments", "0.8", *TINY_VICTIM, *TINY_GAN]  # fmt: skip
+            "--segments", "0.8", *TINY_VICTIM_ARGS, *TINY_GAN_ARGS]  # fmt: skip
     monkeypatch.setenv("SSGAN_CACHE", str(tmp_path / "cache"))
     proc = torchrun_ssgan(*argv)
     _ok(proc)

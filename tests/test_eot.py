@@ -9,13 +9,13 @@ import torch
 from torch import nn
 
 from conftest import TinyVictim, synth_batch
+from helpers import TINY_GAN
 from ssgan.attacks import PGD, make_attack
 from ssgan.config import apply_overrides, from_dict, to_dict
 from ssgan.training.gan import GANTrainConfig, g_step, make_state
 from ssgan.transforms import eot_for, parse_transform
-from test_train_gan import TINY
 
-ADV_ONLY = dataclasses.replace(TINY, gamma=0.0, beta=0.0, alpha=1.0)  # only L_adv trains G
+ADV_ONLY = dataclasses.replace(TINY_GAN, gamma=0.0, beta=0.0, alpha=1.0)  # only L_adv trains G
 
 
 class Spy(nn.Module):
@@ -64,15 +64,15 @@ def test_gradients_reach_g_through_the_mp3_straight_through_path() -> None:
 
 
 def test_eot_from_the_command_line_and_through_a_checkpoint_config() -> None:
-    cfg = apply_overrides(TINY, ["eot=reverb:rt60_s=0.1,drr_db=3,mp3:kbps=64", "eot_prob=0.5"])
+    cfg = apply_overrides(TINY_GAN, ["eot=reverb:rt60_s=0.1,drr_db=3,mp3:kbps=64", "eot_prob=0.5"])
     assert cfg.eot == ("reverb:rt60_s=0.1", "drr_db=3", "mp3:kbps=64")  # comma-split by --set
     eot = eot_for(cfg.eot, cfg.eot_prob)
     assert eot.specs() == ["reverb:rt60_s=0.1,drr_db=3", "mp3:kbps=64"] and eot.prob == 0.5
     assert from_dict(GANTrainConfig, to_dict(cfg)) == cfg
     with pytest.raises(ValueError, match="unknown transform 'wobble'"):
-        dataclasses.replace(TINY, eot=("wobble",))
+        dataclasses.replace(TINY_GAN, eot=("wobble",))
     with pytest.raises(ValueError, match="prob=2"):
-        dataclasses.replace(TINY, eot=("mp3",), eot_prob=2.0)
+        dataclasses.replace(TINY_GAN, eot=("mp3",), eot_prob=2.0)
 
 
 class Through(nn.Module):

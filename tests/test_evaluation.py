@@ -4,55 +4,14 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import torch
-from torch import nn
 
-from conftest import synth_batch
+from helpers import FGSM, FakeDataset, Identity
 from ssgan.evaluation import evaluate_attack, read_records, summarize
 from ssgan.metrics import attack_success_rate
-
-
-@dataclass
-class FakeClip:
-    name: str
-
-
-class FakeDataset:
-    """Clips of two lengths, so that evaluation must batch by length."""
-
-    def __init__(self, n: int = 10, seed: int = 0) -> None:
-        xa, ya = synth_batch(n // 2, 4000, seed=seed)
-        xb, yb = synth_batch(n - n // 2, 3000, seed=seed + 1)
-        # Interleave lengths: 4000, 3000, 4000, ...
-        self._x = [w for pair in zip(xa, xb, strict=False) for w in pair]
-        self._y = [int(v) for pair in zip(ya, yb, strict=False) for v in pair]
-        self.class_names = ["low", "mid", "high", "top"]
-        self.clips = [FakeClip(f"clip_{i:02d}.wav") for i in range(len(self._x))]
-
-    def waveforms(self) -> list[torch.Tensor]:
-        return list(self._x)
-
-    def labels(self) -> list[int]:
-        return list(self._y)
-
-
-class FGSM:
-    """Goodfellow et al. 2015, Linf step of size eps; the test's stand-in for a real attack."""
-
-    def __init__(self, eps: float) -> None:
-        self.eps = eps
-        self.calls = 0
-
-    def __call__(self, model: nn.Module, x, y, *, target=None, generator=None):
-        self.calls += 1
-        x = x.clone().requires_grad_(True)
-        loss = nn.functional.cross_entropy(model(x), y)
-        (grad,) = torch.autograd.grad(loss, x)
-        return (x + self.eps * grad.sign()).clamp(-1, 1).detach()
 
 
 class NoiseAttack:
@@ -60,11 +19,6 @@ class NoiseAttack:
 
     def __call__(self, model, x, y, *, target=None, generator=None):
         return (x + 0.01 * torch.randn(x.shape, generator=generator)).clamp(-1, 1)
-
-
-class Identity:
-    def __call__(self, model, x, y, *, target=None, generator=None):
-        return x.clone()
 
 
 def test_records_and_summary_are_consistent(tiny_victim, tmp_path: Path) -> None:

@@ -13,10 +13,10 @@ import soundfile as sf
 
 import ssgan.attack_inputs
 import ssgan.audio
+from helpers import make_victim_run, tone
 from ssgan.cli import main
 from ssgan.data import load_dataset, make_split
 from ssgan.errors import DatasetError
-from test_bad_inputs import make_victim_run, tone
 
 
 @pytest.fixture(autouse=True)

@@ -10,13 +10,13 @@ import pytest
 import torch
 
 from conftest import synth_batch
+from helpers import SNR_CONFIG
 from ssgan.attacks.base import input_gradient
 from ssgan.attacks.ssgan import SSGANAttack
 from ssgan.metrics import snr_db
 from ssgan.models.generator import Generator
 from ssgan.models.victim import ClipClassifier
 from ssgan.training.gan import PROFILES, g_step, make_state, train_gan
-from test_recipe import SNR_CONFIG
 
 CONFIG = dataclasses.replace(SNR_CONFIG, g_grad=True)  # the recipe tests' tiny setup
 

@@ -10,12 +10,12 @@ import pytest
 import torch
 
 from conftest import SR, synth_batch
+from helpers import MemoryClips
 from ssgan.cli import build_parser
 from ssgan.models.logmel import LOGMEL_WINDOW, LogMelCNN, log_mel, mel_filterbank, mel_to_hz
 from ssgan.models.registry import build_model
 from ssgan.models.victim import load_victim, predict_clips
 from ssgan.training.victim import VictimTrainConfig, get_profile, train_victim
-from test_train_victim import MemoryClips
 
 
 def test_filterbank_triangles_peak_at_their_centres() -> None:

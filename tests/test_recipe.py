@@ -10,26 +10,14 @@ import pytest
 import torch
 
 from conftest import synth_batch
+from helpers import SNR_CONFIG
 from ssgan.attacks.ssgan import SSGANAttack
 from ssgan.losses import margin_loss, targeted_margin_loss
 from ssgan.metrics import snr_db
 from ssgan.models.generator import Generator, scale_to_snr
 from ssgan.models.victim import ClipClassifier
-from ssgan.training.gan import PROFILES, GANTrainConfig, _score, g_step, make_state
+from ssgan.training.gan import GANTrainConfig, _score, g_step, make_state
 from ssgan.training.gan_steps import _perturb
-
-SNR_CONFIG = dataclasses.replace(
-    PROFILES["smoke"],
-    segment_seconds=0.05,
-    batch_size=4,
-    g_channels=4,
-    g_blocks=1,
-    g_output="snr",
-    snr_db=30.0,
-    gamma=0.0,
-    beta=0.0,
-    margin=2.0,
-)
 
 
 def test_scale_to_snr_is_exact_per_example_and_keeps_silence_silent() -> None:

@@ -7,12 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers import TINY_GAN_ARGS, TINY_VICTIM_ARGS, make_fake_us8k
 from ssgan.cli import main
-
-TINY_VICTIM = [
-    "--victim-set", "fc_width=16", "--victim-set", "epochs=1", "--victim-set", "window=5294",
-]  # fmt: skip
-TINY_GAN = ["--gan-set", "epochs=1", "--gan-set", "steps_per_epoch=1", "--gan-set", "val_clips=2"]
 
 
 def test_table2_smoke_runs_and_resumes(tmp_path: Path, capsys, monkeypatch) -> None:
@@ -29,8 +25,8 @@ def test_table2_smoke_runs_and_resumes(tmp_path: Path, capsys, monkeypatch) -> N
         str(out),
         "--segments",
         "0.8",
-        *TINY_VICTIM,
-        *TINY_GAN,
+        *TINY_VICTIM_ARGS,
+        *TINY_GAN_ARGS,
     ]
     assert main(argv) == 0
     first = capsys.readouterr()
@@ -55,12 +51,11 @@ def test_table2_smoke_runs_and_resumes(tmp_path: Path, capsys, monkeypatch) -> N
 
 @pytest.mark.slow
 def test_table3_smoke_on_fake_urbansound8k(tmp_path: Path, capsys, monkeypatch) -> None:
-    from test_datasets import make_fake_us8k
 
     monkeypatch.setenv("SSGAN_CACHE", str(tmp_path / "cache"))
     make_fake_us8k(tmp_path / "US")
     out = tmp_path / "t3"
-    tiny_v2 = [a.replace("window=5294", "window=23642") for a in TINY_VICTIM]  # its minimum
+    tiny_v2 = [a.replace("window=5294", "window=23642") for a in TINY_VICTIM_ARGS]  # its minimum
     argv = [
         "reproduce",
         "table3",
@@ -73,7 +68,7 @@ def test_table3_smoke_on_fake_urbansound8k(tmp_path: Path, capsys, monkeypatch) 
         "--split",
         "fold:3",
         *tiny_v2,
-        *TINY_GAN,
+        *TINY_GAN_ARGS,
     ]
     assert main(argv) == 0
     table = (out / "table3.md").read_text()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import TINY_GAN_ARGS, TINY_VICTIM_ARGS
 from ssgan.cli import main
 from ssgan.reproduce_robustness import (
     BGNOISE_PATTERN,
@@ -14,7 +15,6 @@ from ssgan.reproduce_robustness import (
     robustness_transforms,
     write_robustness_table,
 )
-from test_reproduce import TINY_GAN, TINY_VICTIM
 
 
 @pytest.mark.slow
@@ -25,7 +25,7 @@ def test_robustness_smoke_runs_every_attack_and_resumes(
     out = tmp_path / "rob"
     argv = ["reproduce", "robustness", "--profile", "smoke", "--root", "bundled", "--out",
             str(out), "--transform", "mp3:kbps=64", "--transform", "gain:min_db=0,max_db=0",
-            "--eot", "mp3:kbps=64", *TINY_VICTIM, "--victim-set", "n_crops=2", *TINY_GAN]  # fmt: skip
+            "--eot", "mp3:kbps=64", *TINY_VICTIM_ARGS, "--victim-set", "n_crops=2", *TINY_GAN_ARGS]  # fmt: skip
     assert main(argv) == 0
     err = capsys.readouterr().err
     # victim, 2 generators, the UAP fit, 6 evaluations

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from helpers import FGSM, FakeDataset, Identity
 from ssgan.evaluation import evaluate_attack, read_records
 from ssgan.robustness import resolve_transforms, summarize_transforms, transform_generator
 from ssgan.transforms import parse_transform
-from test_evaluation import FGSM, FakeDataset, Identity
 
 NEUTRAL = "gain:min_db=0,max_db=0"
 LOWPASS = "bandpass:low_hz=0,high_hz=400"  # keeps only the 220 Hz class of the synthetic task

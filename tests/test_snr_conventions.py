@@ -13,6 +13,7 @@ import pytest
 import torch
 from torch import nn
 
+from helpers import FakeDataset
 from ssgan.attacks import DDN, FGM, PGD, GaussianNoise, make_attack
 from ssgan.attacks.base import Budget
 from ssgan.attacks.ddn import quietest_scale, refine_min_norm
@@ -22,7 +23,6 @@ from ssgan.cli.evaluate_attack import build_attack
 from ssgan.evaluation import evaluate_attack, read_records
 from ssgan.metrics import check_convention, snr_box_db, snr_db, snr_in
 from ssgan.models.generator import Generator
-from test_evaluation import FakeDataset
 
 SR = 16_000
 TIME = 1600

@@ -12,11 +12,10 @@ import soxr
 import torch
 from torch import nn
 
-from ssgan.attacks.ssgan import GAN_KIND, SSGANAttack
+from helpers import G_SHAPE, SEGMENT_SECONDS, make_gan_run, make_generator, write_tone
+from ssgan.attacks.ssgan import SSGANAttack
 from ssgan.audio import decode, load_audio, load_audio_with_peak
 from ssgan.errors import AudioError
-from ssgan.io import flatten_state_dicts, save_checkpoint
-from ssgan.models.generator import Generator
 from ssgan.models.victim import ClipClassifier
 from ssgan.streaming import (
     attack_file,
@@ -26,34 +25,12 @@ from ssgan.streaming import (
     scan_audio,
 )
 
-SEGMENT_SECONDS = 0.05  # 800 samples: many segments in a 1 s file
-G_SHAPE = {"channels": 2, "n_down": 1, "n_blocks": 1, "block_kernel": 3, "max_delta": 0.05}
-
-
-def make_generator(seed: int = 0) -> Generator:
-    """A small generator with seeded random weights (no global RNG)."""
-    g = Generator(**G_SHAPE)
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in g.parameters():
-            p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
-    return g.eval()
-
 
 def make_attack(chunk_segments: int = 3, seed: int = 0) -> SSGANAttack:
     return SSGANAttack.from_generator(
         make_generator(seed), segment_seconds=SEGMENT_SECONDS, chunk_segments=chunk_segments,
         **{k: G_SHAPE[k] for k in ("channels", "n_down", "n_blocks", "block_kernel")},
     )  # fmt: skip
-
-
-def make_gan_run(directory: Path, seed: int = 0) -> Path:
-    """A run directory that ``SSGANAttack.from_run`` / ``ssgan attack --generator`` accept."""
-    g = make_generator(seed)
-    meta = {"kind": GAN_KIND, "generator": dict(G_SHAPE), "segment_seconds": SEGMENT_SECONDS}
-    for name in ("best", "last"):
-        save_checkpoint(directory, name, flatten_state_dicts(G=g.state_dict()), meta)
-    return directory
 
 
 def make_victim(window: int = 400, n_classes: int = 3) -> ClipClassifier:
@@ -63,16 +40,6 @@ def make_victim(window: int = 400, n_classes: int = 3) -> ClipClassifier:
         for p in net.parameters():
             p.copy_(torch.randn(p.shape, generator=gen))
     return ClipClassifier(net, window=window).eval()
-
-
-def write_tone(path: Path, seconds: float, rate: int = 16000, channels: int = 1,
-               level: float = 0.5, subtype: str = "PCM_16", seed: int = 0) -> Path:  # fmt: skip
-    rng = np.random.default_rng(seed)
-    t = np.arange(round(seconds * rate)) / rate
-    x = np.sin(2 * np.pi * 440 * t)[:, None] + 0.3 * rng.standard_normal((t.size, channels))
-    x = level * x / np.abs(x).max()
-    sf.write(str(path), x.astype(np.float32), rate, subtype=subtype)
-    return path
 
 
 def reference(attack: SSGANAttack, path: Path, target: Path, subtype: str = "PCM_16") -> np.ndarray:

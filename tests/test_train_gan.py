@@ -11,22 +11,10 @@ import torch
 from safetensors.torch import load_file
 
 from conftest import TinyVictim, synth_batch
+from helpers import TINY_GAN
 from ssgan.attacks.ssgan import SSGANAttack
 from ssgan.errors import CheckpointError, OutputError
 from ssgan.training.gan import PROFILES, GANTrainConfig, d_step, g_step, make_state, train_gan
-
-# Tiny shapes: 0.05 s crops of 0.25 s clips, a small G.
-TINY = dataclasses.replace(
-    PROFILES["smoke"],
-    segment_seconds=0.05,
-    epochs=2,
-    batch_size=4,
-    steps_per_epoch=2,
-    g_channels=4,
-    g_blocks=1,
-    val_clips=4,
-    margin=2.0,
-)
 
 
 def _data(n: int, seed: int) -> tuple[list[torch.Tensor], list[int]]:
@@ -55,7 +43,7 @@ def _victim_in_train_mode() -> tuple[TinyVictim, list[bool]]:
 
 
 def test_d_step_changes_only_d() -> None:
-    state = make_state(TINY)
+    state = make_state(TINY_GAN)
     g0, d0 = _snapshot(state.G), _snapshot(state.D)
     x = torch.stack(_data(4, 0)[0])[:, :800]
     losses = d_step(state, x)
@@ -66,7 +54,7 @@ def test_d_step_changes_only_d() -> None:
 
 
 def test_g_step_changes_only_g_and_never_the_victim() -> None:
-    state = make_state(TINY)
+    state = make_state(TINY_GAN)
     victim, modes = _victim_in_train_mode()
     g0, d0, v0 = _snapshot(state.G), _snapshot(state.D), _snapshot(victim)
     clips, labels = _data(4, 1)
@@ -103,9 +91,9 @@ def _train(tmp_path, name: str, config: GANTrainConfig, *, resume: bool = False)
 
 
 def test_stop_and_resume_equals_uninterrupted(tmp_path) -> None:
-    full = _train(tmp_path, "full", TINY)
-    _train(tmp_path, "split", dataclasses.replace(TINY, epochs=1))
-    resumed = _train(tmp_path, "split", TINY, resume=True)
+    full = _train(tmp_path, "full", TINY_GAN)
+    _train(tmp_path, "split", dataclasses.replace(TINY_GAN, epochs=1))
+    resumed = _train(tmp_path, "split", TINY_GAN, resume=True)
     assert full["epochs"] == resumed["epochs"] == 2
     a = load_file(str(tmp_path / "full" / "last.safetensors"))
     b = load_file(str(tmp_path / "split" / "last.safetensors"))
@@ -122,7 +110,7 @@ def test_stop_and_resume_equals_uninterrupted(tmp_path) -> None:
 
 
 def test_run_directory_refuses_reuse_and_config_changes(tmp_path) -> None:
-    one = dataclasses.replace(TINY, epochs=1)
+    one = dataclasses.replace(TINY_GAN, epochs=1)
     _train(tmp_path, "run", one)
     with pytest.raises(OutputError, match="already holds"):
         _train(tmp_path, "run", one)
@@ -139,16 +127,16 @@ def test_run_directory_refuses_reuse_and_config_changes(tmp_path) -> None:
 
 
 def test_checkpoint_round_trip_gives_identical_perturbations(tmp_path) -> None:
-    summary = _train(tmp_path, "run", dataclasses.replace(TINY, epochs=1))
+    summary = _train(tmp_path, "run", dataclasses.replace(TINY_GAN, epochs=1))
     assert set(summary["last"]) >= {"val/asr", "val/msnr_db", "val/acc", "g/loss", "d/loss"}
     meta = json.loads((tmp_path / "run" / "best.json").read_text())
-    assert meta["kind"] == "ssgan-gan" and meta["segment_seconds"] == TINY.segment_seconds
-    state = make_state(TINY)
+    assert meta["kind"] == "ssgan-gan" and meta["segment_seconds"] == TINY_GAN.segment_seconds
+    state = make_state(TINY_GAN)
     tensors = load_file(str(tmp_path / "run" / "best.safetensors"))
     state.G.load_state_dict({k[2:]: v for k, v in tensors.items() if k.startswith("G.")})
     attack = SSGANAttack.from_run(tmp_path / "run")
     x = torch.stack(_data(2, 9)[0])
-    expected = SSGANAttack.from_generator(state.G, segment_seconds=TINY.segment_seconds)
+    expected = SSGANAttack.from_generator(state.G, segment_seconds=TINY_GAN.segment_seconds)
     assert torch.equal(attack.perturbation(x), expected.perturbation(x))
 
 
@@ -173,7 +161,7 @@ def test_snr_curriculum_trains_louder_first_and_validates_at_the_target(
     import ssgan.training.gan as gan_module
 
     config = dataclasses.replace(
-        TINY, epochs=4, g_output="snr", snr_db=30.0, snr_start_db=20.0, snr_ramp_epochs=2,
+        TINY_GAN, epochs=4, g_output="snr", snr_db=30.0, snr_start_db=20.0, snr_ramp_epochs=2,
         gamma=0.0, beta=0.0,
     )  # fmt: skip
     assert [config.training_snr_db(e) for e in range(4)] == [20.0, 25.0, 30.0, 30.0]
@@ -209,6 +197,6 @@ def test_a_diverged_training_stops_before_its_checkpoint(tmp_path) -> None:
         next(victim.parameters()).fill_(math.nan)
     clips, labels = _data(8, 0)
     with pytest.raises(TrainingDivergedError, match="diverged at epoch 1"):
-        train_gan(TINY, victim, (clips, labels), (clips[:4], labels[:4]), tmp_path / "g",
+        train_gan(TINY_GAN, victim, (clips, labels), (clips[:4], labels[:4]), tmp_path / "g",
                   progress=False)  # fmt: skip
     assert not (tmp_path / "g" / "last.json").exists()

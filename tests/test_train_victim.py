@@ -12,7 +12,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import synth_batch
+from helpers import TINY_VICTIM, victim_data
 from ssgan.errors import CheckpointError, OutputError
 from ssgan.models.envnet import ENVNET_MIN_WINDOW
 from ssgan.models.victim import load_victim, predict_clips
@@ -28,46 +28,11 @@ from ssgan.training.victim import (
 )
 
 
-class MemoryClips:
-    """An in-memory stand-in for ``ssgan.data.ClipDataset``."""
-
-    def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        self.x, self.y = x, y
-        self.class_names = ["a", "b", "c", "d"]
-
-    def waveforms(self) -> list[torch.Tensor]:
-        return list(self.x)
-
-    def labels(self) -> list[int]:
-        return self.y.tolist()
-
-
-# A tiny EnvNet (narrow FC layers, shortest window) so that an epoch takes well under a second.
-TINY = VictimTrainConfig(
-    window=ENVNET_MIN_WINDOW,
-    fc_width=32,
-    epochs=2,
-    batch_size=8,
-    lr=0.05,
-    bf16=True,
-    n_crops=2,
-    gain_db=3.0,
-    time_stretch=1.1,
-    seed=3,
-)
-
-
-def _data() -> tuple[MemoryClips, MemoryClips]:
-    x, y = synth_batch(16, 6000, seed=10)
-    xt, yt = synth_batch(8, 6000, seed=11)
-    return MemoryClips(x, y), MemoryClips(xt, yt)
-
-
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("victim") / "run"
-    train, test = _data()
-    train_victim(TINY, train, test, out, progress=False, dataset_info={"dataset": "synth"})
+    train, test = victim_data()
+    train_victim(TINY_VICTIM, train, test, out, progress=False, dataset_info={"dataset": "synth"})
     return out
 
 
@@ -87,8 +52,8 @@ def test_run_directory_layout_and_metrics(run_dir: Path) -> None:
 
 
 def test_training_lowers_the_loss(tmp_path: Path) -> None:
-    train, test = _data()
-    cfg = dataclasses.replace(TINY, epochs=8, eval_every=100, lr_milestones=(0.9,))
+    train, test = victim_data()
+    cfg = dataclasses.replace(TINY_VICTIM, epochs=8, eval_every=100, lr_milestones=(0.9,))
     train_victim(cfg, train, test, tmp_path / "r", progress=False)
     losses = [json.loads(s)["loss"] for s in (tmp_path / "r" / "metrics.jsonl").open()]
     assert min(losses[-3:]) < losses[0] * 0.85
@@ -98,7 +63,7 @@ def test_reload_reproduces_the_recorded_accuracy(run_dir: Path) -> None:
     clf, meta = load_victim(run_dir, checkpoint="best")
     assert not clf.training
     assert all(not p.requires_grad for p in clf.parameters())
-    _, test = _data()
+    _, test = victim_data()
     pred, _ = predict_clips(clf, test.waveforms())
     assert float((pred == test.y).float().mean()) == pytest.approx(meta["accuracy"])
     again, _ = load_victim(run_dir, checkpoint="best")
@@ -108,11 +73,11 @@ def test_reload_reproduces_the_recorded_accuracy(run_dir: Path) -> None:
 
 
 def test_resume_equals_the_uninterrupted_run(run_dir: Path, tmp_path: Path) -> None:
-    train, test = _data()
+    train, test = victim_data()
     out = tmp_path / "r"
-    first = train_victim(TINY, train, test, out, progress=False, stop_after_epoch=1)
+    first = train_victim(TINY_VICTIM, train, test, out, progress=False, stop_after_epoch=1)
     assert first["epochs_done"] == 1
-    train_victim(TINY, train, test, out, resume=True, progress=False)
+    train_victim(TINY_VICTIM, train, test, out, resume=True, progress=False)
     a = load_file(str(run_dir / "last.safetensors"))
     b = load_file(str(out / "last.safetensors"))
     assert a.keys() == b.keys()
@@ -121,15 +86,15 @@ def test_resume_equals_the_uninterrupted_run(run_dir: Path, tmp_path: Path) -> N
 
 
 def test_refuses_a_non_empty_run_dir_without_resume(run_dir: Path) -> None:
-    train, test = _data()
+    train, test = victim_data()
     with pytest.raises(OutputError, match="not empty"):
-        train_victim(TINY, train, test, run_dir, progress=False)
+        train_victim(TINY_VICTIM, train, test, run_dir, progress=False)
 
 
 def test_resume_with_another_config_is_refused(run_dir: Path) -> None:
-    train, test = _data()
+    train, test = victim_data()
     with pytest.raises(CheckpointError, match=r"lr: run has 0\.05, now 0\.1"):
-        train_victim(dataclasses.replace(TINY, lr=0.1), train, test, run_dir, resume=True)
+        train_victim(dataclasses.replace(TINY_VICTIM, lr=0.1), train, test, run_dir, resume=True)
 
 
 def test_truncated_weights_give_a_clear_error(run_dir: Path, tmp_path: Path) -> None:
@@ -170,9 +135,11 @@ def test_missing_checkpoint_and_wrong_model(run_dir: Path, tmp_path: Path) -> No
     ],
 )
 def test_bad_options(change: dict, message: str, tmp_path: Path) -> None:
-    train, test = _data()
+    train, test = victim_data()
     with pytest.raises(ValueError, match=message):
-        train_victim(dataclasses.replace(TINY, **change), train, test, tmp_path, progress=False)
+        train_victim(
+            dataclasses.replace(TINY_VICTIM, **change), train, test, tmp_path, progress=False
+        )
     assert not any(tmp_path.iterdir())  # nothing written
 
 
@@ -218,8 +185,8 @@ def test_a_diverged_training_stops_before_its_checkpoint(tmp_path: Path) -> None
     the epoch, before a checkpoint of the NaN network is written."""
     from ssgan.errors import TrainingDivergedError
 
-    train, test = _data()
-    cfg = dataclasses.replace(TINY, lr=1e30, bf16=False)
+    train, test = victim_data()
+    cfg = dataclasses.replace(TINY_VICTIM, lr=1e30, bf16=False)
     with pytest.raises(TrainingDivergedError, match=r"diverged at epoch 1 .*--set lr="):
         train_victim(cfg, train, test, tmp_path / "r", progress=False)
     assert not (tmp_path / "r" / "last.json").exists()
