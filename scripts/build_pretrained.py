@@ -21,7 +21,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from safetensors.torch import load_file, save_file
@@ -36,12 +35,18 @@ DATA_LICENCE = (
 )
 
 
-def ssgan(*args: str, log: list[dict]) -> None:
+def ssgan(*args: str, log: list[str]) -> None:
     cmd = ["ssgan", *args]
     print("+", " ".join(cmd), flush=True)
-    start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "ssgan", *args], check=True)
-    log.append({"command": " ".join(cmd), "seconds": round(time.perf_counter() - start, 1)})
+    log.append(" ".join(cmd))
+
+
+def training_seconds(run: Path) -> float:
+    """The run's own clock: the sum of its epochs' seconds (a resumed call adds nothing)."""
+    lines = (run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+    rows = [json.loads(line) for line in lines if line]
+    return round(sum(float(r.get("seconds", r.get("epoch_s", 0.0))) for r in rows), 1)
 
 
 def commit() -> str:
@@ -74,10 +79,11 @@ def main() -> int:
     p.add_argument("--gan-profile", default="cpu")
     p.add_argument("--gan-epochs", type=int, default=10)
     p.add_argument("--snr-db", type=float, default=30.0, help="the generator's exact true SNR")
+    p.add_argument("--note", default="", help="conditions of the build (e.g. a shared machine)")
     args = p.parse_args()
     work: Path = args.work
     work.mkdir(parents=True, exist_ok=True)
-    log: list[dict] = []
+    log: list[str] = []
     data = ["--dataset", "esc10", "--root", args.root]
     victim, gan = work / "victim", work / "gan"
     # --resume: a run killed half-way goes on, a finished one returns at once.
@@ -103,16 +109,21 @@ def main() -> int:
     victim_meta = json.loads((victim / "last.json").read_text(encoding="utf-8"))
     common = {
         "built_by": "scripts/build_pretrained.py "
-        + " ".join(f"--{k.replace('_', '-')}={v}" for k, v in vars(args).items() if k != "work"),
+        + " ".join(
+            f"--{k.replace('_', '-')}={v}"
+            for k, v in vars(args).items()
+            if k not in ("work", "note")
+        ),
         "commit": commit(),
         "data": "ESC-10 (the 10-class subset of ESC-50), 16 kHz mono; train folds 1-4, test fold 5",
         "data_licence": DATA_LICENCE,
         "commands": log,
-        "machine": f"{os.cpu_count()} CPU cores",
+        "machine": f"{os.cpu_count()} CPU cores" + (f"; {args.note}" if args.note else ""),
     }
     export(victim, "last", "net.", WEIGHTS / VICTIM_NAME, {
         **common,
         "what": "log-mel CNN victim (ssgan.models.logmel), 10-crop clip protocol",
+        "training_seconds": training_seconds(victim),
         "test_accuracy_fold5": victim_meta.get("accuracy"),
         "test_accuracy_fold5_evaluated": figures["ssgan"]["acc"],
     })  # fmt: skip
@@ -121,6 +132,7 @@ def main() -> int:
         "what": f"SSGAN generator, exact true SNR {args.snr_db:g} dB, profile {args.gan_profile}, "
         f"trained against pretrained:{VICTIM_NAME}",
         "victim": f"pretrained:{VICTIM_NAME}",
+        "training_seconds": training_seconds(gan),
         "fold5_test": figures,
     })  # fmt: skip
     print(json.dumps(figures, indent=1))

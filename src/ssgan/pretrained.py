@@ -34,7 +34,7 @@ def available() -> list[str]:
 
 
 def is_pretrained(source: str | Path) -> bool:
-    return isinstance(source, str) and source.startswith(PREFIX)
+    return str(source).startswith(PREFIX)
 
 
 def resolve_run(source: str | Path) -> Path:
@@ -42,7 +42,7 @@ def resolve_run(source: str | Path) -> Path:
     unchanged; ``CheckpointError`` for an unknown name (listing the known ones)."""
     if not is_pretrained(source):
         return Path(source)
-    name = str(source)[len(PREFIX) :]
+    name = str(source)[len(PREFIX) :]  # (a Path keeps the text: Path("pretrained:x"))
     names = available()
     if name not in names:
         known = ", ".join(PREFIX + n for n in names) or "none in this installation"
