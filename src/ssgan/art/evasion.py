@@ -8,19 +8,14 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-try:
-    from art.attacks.attack import EvasionAttack
-    from art.estimators.classification import PyTorchClassifier
-    from art.estimators.classification.classifier import ClassifierMixin
-    from art.estimators.estimator import BaseEstimator
-except ImportError as exc:  # pragma: no cover - exercised only without the extra
-    raise ImportError(
-        "ssgan.art needs IBM's adversarial-robustness-toolbox: pip install ssgan[art] "
-        f"(or pip install adversarial-robustness-toolbox); import failed: {exc}"
-    ) from exc
-
-
-from ssgan.art.victim import _indices, victim_from_art
+from ssgan.art.toolkit import (
+    BaseEstimator,
+    ClassifierMixin,
+    EvasionAttack,
+    PyTorchClassifier,
+    label_indices,
+)
+from ssgan.art.victim import victim_from_art
 from ssgan.attacks.base import Attack, check_int
 from ssgan.attacks.ddn import DDN
 from ssgan.attacks.ssgan import SSGANAttack
@@ -107,11 +102,11 @@ class _Evasion(EvasionAttack):
         n_classes = int(self.estimator.nb_classes)
         if self.targeted and y is None:
             raise ValueError("targeted=True: pass the target labels as y")
-        target = _indices(y, n_classes, len(x)) if self.targeted and y is not None else None
+        target = label_indices(y, n_classes, len(x)) if self.targeted and y is not None else None
         if y is None or self.targeted:  # ART's convention: the true labels are the predictions
             labels = np.argmax(self.estimator.predict(x, batch_size=self.batch_size), axis=1)
         else:
-            labels = _indices(y, n_classes, len(x))
+            labels = label_indices(y, n_classes, len(x))
         attack = self._attack()
         model = self.victim()
         device = self._device()

@@ -4,20 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-import numpy as np
 from torch import Tensor, nn
 
-try:
-    from art.estimators.classification import PyTorchClassifier
-    from art.preprocessing.preprocessing import PreprocessorPyTorch
-    from art.utils import check_and_transform_label_format
-except ImportError as exc:  # pragma: no cover - exercised only without the extra
-    raise ImportError(
-        "ssgan.art needs IBM's adversarial-robustness-toolbox: pip install ssgan[art] "
-        f"(or pip install adversarial-robustness-toolbox); import failed: {exc}"
-    ) from exc
-
-
+from ssgan.art.toolkit import PreprocessorPyTorch, PyTorchClassifier
 from ssgan.attacks.base import check_int
 
 __all__ = ["ArtVictim", "art_classifier", "victim_from_art"]
@@ -33,15 +22,6 @@ def _time_axis(input_shape: tuple[int, ...]) -> int:
             "(T,) or with singleton axes such as (1, T)"
         )
     return long[0] if long else len(input_shape) - 1
-
-
-def _indices(y: np.ndarray, n_classes: int, n: int) -> np.ndarray:
-    """``(n,)`` class indices from ART labels: one-hot ``(n, n_classes)`` or indices."""
-    labels = check_and_transform_label_format(np.asarray(y), n_classes, return_one_hot=False)
-    labels = np.asarray(labels).reshape(-1)
-    if labels.shape != (n,):
-        raise ValueError(f"y must hold {n} labels (one-hot or indices), got shape {np.shape(y)}")
-    return labels.astype(np.int64)
 
 
 class ArtVictim(nn.Module):
