@@ -30,17 +30,17 @@ ROWS = {
 }
 #: The fine-tune of docs/robustness.md's plan (30 epochs), at the CPU run's fine-tuning lr.
 FINE_TUNE = ["epochs=30", "lr=0.001", "bf16=false", "checkpoint_every=100000"]
-PGD_CROPS = ["--adversarial", "pgd", "--adversarial-arg", "eps=0.002", "--adversarial-arg",
-             "steps=5"]  # fmt: skip
+PGD_CROPS = ["--adversarial", "pgd", "--set", "adversarial.eps=0.002", "--set",
+             "adversarial.steps=5"]  # fmt: skip
 #: Columns: name -> (label, ``ssgan evaluate attack`` arguments). SSGAN's are added per row.
 ATTACKS = {
-    "pgd_linf": ("PGD Linf 0.002, 10 steps", ["--attack", "pgd", "--attack-arg", "eps=0.002",
-                                               "--attack-arg", "steps=10"]),
-    "pgd_l2": ("PGD-L2 1.0, 20 steps", ["--attack", "pgd", "--attack-arg", "norm=l2",
-                                         "--attack-arg", "eps=1.0", "--attack-arg", "loss=margin",
-                                         "--attack-arg", "steps=20"]),
-    "cw": ("C&W-L2 100x3", ["--attack", "cw", "--attack-arg", "steps=100",
-                            "--attack-arg", "binary_search_steps=3"]),
+    "pgd_linf": ("PGD Linf 0.002, 10 steps", ["--attack", "pgd", "--set", "attack.eps=0.002",
+                                               "--set", "attack.steps=10"]),
+    "pgd_l2": ("PGD-L2 1.0, 20 steps", ["--attack", "pgd", "--set", "attack.norm=l2",
+                                         "--set", "attack.eps=1.0", "--set", "attack.loss=margin",
+                                         "--set", "attack.steps=20"]),
+    "cw": ("C&W-L2 100x3", ["--attack", "cw", "--set", "attack.steps=100",
+                            "--set", "attack.binary_search_steps=3"]),
 }  # fmt: skip
 FIXED, RETRAINED = "SSGAN, fixed G", "SSGAN, G trained against this victim"
 

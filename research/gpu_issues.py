@@ -223,7 +223,7 @@ def evaluate(s: Issues, victims: list[str]) -> None:
         ))  # fmt: skip
     for v in victims:
         s.start(f"noise_{v}", s.ssgan(
-            "evaluate", "attack", "--attack", "noise", "--attack-arg", "snr_db=30",
+            "evaluate", "attack", "--attack", "noise", "--set", "attack.snr_db=30",
             *s.victim_args(v), *s.data(), "--out", str(s.work / f"noise_{v}"),
             "--device", a.device, "--batch-size", str(a.eval_batch), *quick,
         ))  # fmt: skip
@@ -239,7 +239,7 @@ def evaluate(s: Issues, victims: list[str]) -> None:
             gen = ["--generator", str(s.work / "gan_targeted")] if attack == "ssgan" else []
             s.start(f"targeted_{attack}_{target}", s.ssgan(
                 "evaluate", "attack", "--attack", attack, *gen,
-                *[x for kv in sets for x in ("--attack-arg", kv)], *s.victim_args("envnet"),
+                *[x for kv in sets for x in ("--set", f"attack.{kv}")], *s.victim_args("envnet"),
                 *s.data(), "--target", target, "--batch-size", str(a.eval_batch),
                 "--out", str(s.work / f"targeted_{attack}_{target}"), "--device", a.device,
                 *quick,

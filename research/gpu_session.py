@@ -145,7 +145,7 @@ class Session:
         self, out: Path, t1: float, extra: list[str], profile: str | None = None
     ) -> list[str]:
         a = self.args
-        gan_set = [] if profile else [f"--gan-set={kv}" for kv in a.gan_set]
+        gan_set = [] if profile else [f"--set=gan.{kv}" for kv in a.gan_set]
         return [
             sys.executable, "-m", "ssgan", "reproduce", "table2",
             "--profile", profile or a.profile, "--dataset", "esc10",
@@ -196,9 +196,9 @@ def train_victim(s: Session, main_out: Path, t1: float) -> bool:
     victim = main_out / "victim"
     deadline = a.budget * a.victim_share
     epochs = a.victim_epochs
-    fixed = ["--victim-set", "checkpoint_every=100000"]
-    fixed += [f"--victim-set={kv}" for kv in a.victim_set]
-    s.start("t2_main", s.reproduce(main_out, t1, [*fixed, "--victim-set", f"epochs={epochs}"]))
+    fixed = ["--set", "victim.checkpoint_every=100000"]
+    fixed += [f"--set=victim.{kv}" for kv in a.victim_set]
+    s.start("t2_main", s.reproduce(main_out, t1, [*fixed, "--set", f"victim.epochs={epochs}"]))
     started, first_epoch_at = s.now(), None
     sized = late = False
     while not (victim / "DONE").is_file():
@@ -230,7 +230,7 @@ def train_victim(s: Session, main_out: Path, t1: float) -> bool:
                 s.note("victim resized", epochs=epochs)
                 s.start(
                     "t2_main",
-                    s.reproduce(main_out, t1, [*fixed, "--victim-set", f"epochs={epochs}"]),
+                    s.reproduce(main_out, t1, [*fixed, "--set", f"victim.epochs={epochs}"]),
                 )
         if s.now() > deadline + 60 and not late:
             late = True
@@ -262,7 +262,7 @@ def train_generators(s: Session, main_out: Path, segments: list[float]) -> None:
         rows[f"t2_{t1:g}s"] = (s.work / f"t2_{t1:g}s", t1, victim)
     for spec in a.variant:
         name, _, settings = spec.partition(":")
-        sets = [f"--gan-set={kv}" for kv in settings.split(",") if kv]
+        sets = [f"--set=gan.{kv}" for kv in settings.split(",") if kv]
         rows[f"var_{name}"] = (s.work / f"var_{name}", segments[0], [*victim, *sets])
     for name, (out, t1, extra) in rows.items():
         if name != "t2_main":
@@ -288,7 +288,7 @@ def train_generators(s: Session, main_out: Path, segments: list[float]) -> None:
             continue
         k = int(json.loads(meta_path.read_text())["epoch"])
         s.note("generator stopped at the deadline", run=name, t1=t1, epochs=k)
-        s.start(name + "_eval", s.reproduce(out, t1, [*extra, "--gan-set", f"epochs={k}"]))
+        s.start(name + "_eval", s.reproduce(out, t1, [*extra, "--set", f"gan.epochs={k}"]))
 
 
 def wait_all(s: Session, until: float) -> None:

@@ -14,7 +14,7 @@ Usage (from the repository root):
         --row "DDN 10" ddn steps=10 --out results/query_budget.json
 
 A row is ``LABEL ATTACK [key=value ...]``: ``ATTACK`` a registry name (``ssgan.attacks``), its
-settings as ``--attack-arg`` takes them; ``ssgan`` needs ``generator=RUN`` and takes the
+settings as ``--set attack.key=value`` takes them; ``ssgan`` needs ``generator=RUN`` and takes the
 attack-time settings of ``SSGANAttack.from_run`` (``quietest``, ``refine_steps``...).
 """
 

@@ -75,6 +75,7 @@ def train_tiny_snr_gan(out: Path, *, seed: int, data_seed: int, **config) -> tor
     ``out``; ``config`` adds generator options. Returns the 6 clips: 4 trained on, 2 validated."""
     import dataclasses
 
+    from ssgan.gan_validation import validate_generator
     from ssgan.models.envnet import EnvNet
     from ssgan.models.victim import ClipClassifier
     from ssgan.training.gan import PROFILES, train_gan
@@ -89,7 +90,7 @@ def train_tiny_snr_gan(out: Path, *, seed: int, data_seed: int, **config) -> tor
     )  # fmt: skip
     x, y = synth_batch(6, 4000, seed=data_seed)
     train_gan(settings, victim, (list(x[:4]), y[:4].tolist()), (list(x[4:]), y[4:].tolist()),
-              out, progress=False)  # fmt: skip
+              out, progress=False, validate=validate_generator)  # fmt: skip
     return x
 
 

@@ -146,7 +146,10 @@ def main() -> None:
         model.load_state_dict(torch.load(args.victim, weights_only=True))
         cfg = dataclasses.replace(TINY_GAN, epochs=args.epochs or TINY_GAN.epochs)
         train, val = gan_data()
-        gan.train_gan(cfg, model, train, val, args.out, resume=args.resume, progress=False)
+        from ssgan.gan_validation import validate_generator
+
+        gan.train_gan(cfg, model, train, val, args.out, resume=args.resume, progress=False,
+                      validate=validate_generator)  # fmt: skip
     else:
         from ssgan import evaluation
         from ssgan.attacks import make_attack

@@ -212,16 +212,11 @@ def victim_data() -> tuple[MemoryClips, MemoryClips]:
 
 # -------------------------------------------------- ssgan reproduce options (from test_reproduce)
 TINY_VICTIM_ARGS = [
-    "--victim-set", "fc_width=16", "--victim-set", "epochs=1", "--victim-set", "window=5294",
+    "--set", "victim.fc_width=16", "--set", "victim.epochs=1", "--set", "victim.window=5294",
 ]  # fmt: skip
 TINY_GAN_ARGS = [
-    "--gan-set",
-    "epochs=1",
-    "--gan-set",
-    "steps_per_epoch=1",
-    "--gan-set",
-    "val_clips=2",
-]
+    "--set", "gan.epochs=1", "--set", "gan.steps_per_epoch=1", "--set", "gan.val_clips=2",
+]  # fmt: skip
 
 
 # ------------------------------------------------------------- fake datasets (from test_datasets)

@@ -105,6 +105,10 @@ def test_one_override_syntax_on_every_command_that_takes_settings() -> None:
         action = _option(leaves[path], "--set")
         assert action is not None and action.metavar == "SECTION.KEY=VALUE", path
         assert leaves[path].get_default("settings_sections") == want, path
+    # The per-section flags of earlier versions are gone from every command.
+    old = ("--victim-set", "--gan-set", "--attack-arg", "--adversarial-arg")
+    for path, parser in leaves.items():
+        assert not [f for f in old if _option(parser, f) is not None], path
     for path in [("reproduce", "table2"), ("reproduce", "table3"), ("reproduce", "robustness")]:
         assert _option(leaves[path], "--victim-checkpoint").default == "last", path
 
@@ -191,7 +195,7 @@ def test_transfer_settings_keep_their_order(monkeypatch, tmp_path) -> None:
 
     monkeypatch.setattr(rt, "reproduce_transfer", fake)
     argv = ["reproduce", "transfer", "--victims", str(tmp_path), "--root", str(tmp_path),
-            "--out", str(tmp_path / "o"), "--attack-arg", "pgd:eps=1",
-            "--attack-arg", "pgd:eps=2", "--set", "cw.steps=3"]  # fmt: skip
+            "--out", str(tmp_path / "o"), "--set", "pgd.eps=1",
+            "--set", "pgd.eps=2", "--set", "cw.steps=3"]  # fmt: skip
     assert main(argv) == 0
     assert seen["args"] == {"pgd": ["eps=1", "eps=2"], "cw": ["steps=3"]}  # the last one wins

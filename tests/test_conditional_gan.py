@@ -60,8 +60,8 @@ def test_targeted_validation_draws_among_all_the_victims_classes(tiny_victim, ai
     xv = synth_batch(4, 4000, seed=10)[0][:1].repeat(3, 1)
     config = dataclasses.replace(PROFILES["cpu"], segment_seconds=0.125, epochs=1,
                                  steps_per_epoch=1, **aim)  # fmt: skip
-    from ssgan.training.gan import validate
+    from ssgan.gan_validation import validate_generator
 
     state = fit_gan(config, tiny_victim, (list(x), y.tolist()))
-    metrics = validate(state, tiny_victim, list(xv), [0, 0, 0])
+    metrics = validate_generator(state, tiny_victim, list(xv), [0, 0, 0])
     assert metrics["val/clips"] == 3 and 0.0 <= metrics["val/asr"] <= 1.0

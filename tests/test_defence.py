@@ -12,7 +12,9 @@ from safetensors.torch import load_file
 
 from conftest import TinyVictim, synth_batch
 from helpers import TINY_GAN, TINY_VICTIM, victim_data
-from ssgan.training.defence import Adversary, fine_tune_victim, load_adversary
+from ssgan.attacks.adversary import load_adversary
+from ssgan.gan_validation import validate_generator
+from ssgan.training.defence import Adversary, fine_tune_victim
 from ssgan.training.gan import train_gan
 from ssgan.training.victim import train_victim
 
@@ -67,7 +69,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     x, y = synth_batch(8, 4000, seed=5)
     gan = dataclasses.replace(TINY_GAN, epochs=1)
     train_gan(gan, TinyVictim(), (list(x), y.tolist()), (list(x[:4]), y[:4].tolist()),
-              root / "gan", progress=False)  # fmt: skip
+              root / "gan", progress=False, validate=validate_generator)  # fmt: skip
     return root / "victim", root / "gan"
 
 
@@ -134,7 +136,7 @@ def test_cli_trains_against_pgd(tmp_path: Path, capsys) -> None:
     argv = ["train", "victim", "--dataset", "esc10", "--root", "bundled", "--split", "fold:5",
             "--profile", "smoke", "--set", "fc_width=32", "--set", f"window={TINY_VICTIM.window}",
             "--set", "epochs=1", "--set", "n_crops=2", "--out", str(tmp_path / "d"),
-            "--adversarial", "pgd", "--adversarial-arg", "steps=1"]  # fmt: skip
+            "--adversarial", "pgd", "--set", "adversarial.steps=1"]  # fmt: skip
     assert main(argv) == 0
     record = json.loads((tmp_path / "d" / "adversarial.json").read_text())
     assert record["adversarial"] == "pgd" and record["attack_config"]["steps"] == 1
@@ -161,8 +163,6 @@ def test_cli_init_without_adversarial_fine_tunes_on_clean_crops(tmp_path: Path, 
     record = json.loads((tmp_path / "b" / "adversarial.json").read_text())
     assert record == {"adversarial": None, "fraction": 0.0, "attack_config": {},
                       "init_from": str(tmp_path / "a")}  # fmt: skip
-    argv = [*base, "--adversarial-arg", "eps=1", "--out", str(tmp_path / "c")]
+    argv = [*base, "--set", "adversarial.eps=1", "--out", str(tmp_path / "c")]
     assert main(argv) == 2
-    assert "--adversarial-arg (or --set adversarial.KEY=VALUE) needs --adversarial" in (
-        capsys.readouterr().err
-    )
+    assert "--set adversarial.KEY=VALUE needs --adversarial" in capsys.readouterr().err

@@ -335,11 +335,13 @@ def test_two_processes_train_the_gan_as_one_and_resume_exactly(tmp_path: Path) -
     assert state is not None and state["world_size"] == 2 and len(state["ranks"]) == 2
     # another world size is refused, with the reason
     from dist_worker import TINY_GAN, gan_data
+    from ssgan.gan_validation import validate_generator
     from ssgan.training.gan import train_gan
 
     train, val = gan_data()
     with pytest.raises(CheckpointError, match="trained with 2 process"):
-        train_gan(TINY_GAN, victim, train, val, out, resume=True, progress=False)
+        train_gan(TINY_GAN, victim, train, val, out, resume=True, progress=False,
+                  validate=validate_generator)  # fmt: skip
 
 
 def test_sharded_attack_of_files_writes_what_one_process_writes(tmp_path: Path) -> None:
@@ -347,12 +349,14 @@ def test_sharded_attack_of_files_writes_what_one_process_writes(tmp_path: Path) 
 
     from dist_worker import TINY_GAN, gan_data
     from ssgan.cli import main
+    from ssgan.gan_validation import validate_generator
     from ssgan.training.gan import train_gan
 
     train, val = gan_data()
     victim = train_tiny_victim(steps=30).eval()
     run = tmp_path / "g"
-    train_gan(dataclasses.replace(TINY_GAN, epochs=1), victim, train, val, run, progress=False)
+    train_gan(dataclasses.replace(TINY_GAN, epochs=1), victim, train, val, run, progress=False,
+              validate=validate_generator)  # fmt: skip
     gen = torch.Generator().manual_seed(3)
     inputs = []
     for i, (rate, n) in enumerate([(16000, 5000), (8000, 3000), (44100, 9000), (16000, 100)]):
@@ -411,10 +415,10 @@ def test_reproduce_runs_its_stages_data_parallel(
     monkeypatch.setenv("SSGAN_CACHE", str(tmp_path / "cache"))
     proc = torchrun_ssgan(*argv)
     _ok(proc)
-    assert proc.stderr.count("4 stages, 0 already done") == 1  # rank 0 alone reports
+    assert proc.stderr.count("12 stages, 0 already done") == 1  # rank 0 alone reports
     assert proc.stdout.count("| 0.8 s (ours) |") == 1  # and prints the table
     data = json.loads((out / "table2.json").read_text())
-    assert [r["test"]["n"] for r in data["rows"]] == [10]  # the sharded evaluation merged
+    assert [r["test"]["n"] for r in data["rows"]] == [10] * 5  # the sharded evaluations merged
     state = load_checkpoint(out / "victim", "last", with_state=True)[2]
     assert state is not None and state["world_size"] == 2
     gan_state = load_checkpoint(out / "ssgan_0.8s", "last", with_state=True)[2]

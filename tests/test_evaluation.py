@@ -138,7 +138,7 @@ def test_cli_evaluate_attack_end_to_end(tmp_path: Path, capsys) -> None:
     train_victim(cfg, train, test, tmp_path / "victim", progress=False, dataset_info=info)
     out = tmp_path / "eval"
     # --split defaults to the victim's own (fold:5), --victim-checkpoint to last.
-    argv = ["evaluate", "attack", "--attack", "fgsm", "--attack-arg", "eps=0.01", "--victim",
+    argv = ["evaluate", "attack", "--attack", "fgsm", "--set", "attack.eps=0.01", "--victim",
             str(tmp_path / "victim"), "--dataset", "esc10", "--root", "bundled",
             "--limit", "2", "--examples", "1", "--out", str(out), "--json"]  # fmt: skip
     assert main(argv) == 0
@@ -154,6 +154,6 @@ def test_cli_evaluate_attack_end_to_end(tmp_path: Path, capsys) -> None:
     assert main([*argv, "--overwrite", "--victim-checkpoint", "best"]) == 0
     assert json.loads(capsys.readouterr().out)["victim_checkpoint"] == "best"
     # A bad attack setting is a one-line error naming it.
-    bad = [*argv[:4], "--attack-arg", "epz=1", *argv[6:], "--overwrite"]
+    bad = [*argv[:4], "--set", "attack.epz=1", *argv[6:], "--overwrite"]
     assert main(bad) == 1
     assert "'epz'" in capsys.readouterr().err

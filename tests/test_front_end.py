@@ -9,6 +9,7 @@ import torch
 
 from conftest import synth_batch
 from ssgan.attacks.ssgan import SSGANAttack
+from ssgan.gan_validation import validate_generator
 from ssgan.metrics import snr_db
 from ssgan.models.envnet import EnvNet, EnvNetV2, _swap
 from ssgan.models.front_end import FrontEnd, front_spec
@@ -132,7 +133,8 @@ def test_training_copies_the_victim_front_and_the_run_rebuilds_it(tmp_path) -> N
     )  # fmt: skip
     x, y = synth_batch(6, 4000, seed=4)
     data = (list(x[:4]), y[:4].tolist())
-    train_gan(config, victim, data, (list(x[4:]), y[4:].tolist()), tmp_path / "run", progress=False)
+    train_gan(config, victim, data, (list(x[4:]), y[4:].tolist()), tmp_path / "run", progress=False,
+              validate=validate_generator)  # fmt: skip
     attack = SSGANAttack.from_run(tmp_path / "run", checkpoint="last")
     assert attack.front == (40, 8, 1, 40, 8, 1, 160)
     G = attack.generator

@@ -13,6 +13,7 @@ from conftest import synth_batch
 from helpers import SNR_CONFIG
 from ssgan.attacks.base import input_gradient
 from ssgan.attacks.ssgan import SSGANAttack
+from ssgan.gan_validation import validate_generator
 from ssgan.metrics import snr_db
 from ssgan.models.generator import Generator
 from ssgan.models.victim import ClipClassifier
@@ -79,8 +80,9 @@ def test_gradient_generator_run_reloads_with_its_gradient_input(tmp_path: Path) 
     labels = [s % 3 for s in range(6)]
     cfg = dataclasses.replace(CONFIG, epochs=1, steps_per_epoch=2, val_clips=2)
     train_gan(
-        cfg, victim, (clips, labels), (clips[:2], labels[:2]), tmp_path / "run", progress=False
-    )
+        cfg, victim, (clips, labels), (clips[:2], labels[:2]), tmp_path / "run", progress=False,
+        validate=validate_generator,
+    )  # fmt: skip
     attack = SSGANAttack.from_run(tmp_path / "run", checkpoint="last")
     assert attack.generator.grad_input
     x = torch.stack(clips[:2])

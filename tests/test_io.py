@@ -31,6 +31,7 @@ def test_the_gan_loop_resumes_past_a_torn_metrics_line(tmp_path: Path, tiny_vict
     import dataclasses
 
     from conftest import synth_batch
+    from ssgan.gan_validation import validate_generator
     from ssgan.training.gan import PROFILES, train_gan
 
     x, y = synth_batch(16, 4000, seed=3)
@@ -40,10 +41,13 @@ def test_the_gan_loop_resumes_past_a_torn_metrics_line(tmp_path: Path, tiny_vict
         PROFILES["smoke"], segment_seconds=0.25, epochs=1, steps_per_epoch=1, val_clips=2
     )
     out = tmp_path / "gan"
-    train_gan(config, tiny_victim, train, val, out, progress=False)
+    train_gan(config, tiny_victim, train, val, out, progress=False, validate=validate_generator)
     metrics = out / "metrics.jsonl"
     metrics.write_text(metrics.read_text() + '{"epoch": 2, "val/a')  # torn: died writing epoch 2
     longer = dataclasses.replace(config, epochs=2)
-    train_gan(longer, tiny_victim, train, val, out, progress=False, resume=True)
+    train_gan(
+        longer, tiny_victim, train, val, out, progress=False, resume=True,
+        validate=validate_generator,
+    )  # fmt: skip
     epochs = [json.loads(line)["epoch"] for line in metrics.read_text().splitlines()]
     assert epochs == [1, 2]

@@ -30,23 +30,32 @@ def test_table2_smoke_runs_and_resumes(tmp_path: Path, capsys, monkeypatch) -> N
     ]
     assert main(argv) == 0
     first = capsys.readouterr()
-    assert "4 stages, 0 already done" in first.err
+    # victim, generator, 3 rows of it (query-free, + quietest, + refine + quietest), DDN and
+    # noise controls, each row on train and test: the smoke profile runs every row of Table II.
+    assert "12 stages, 0 already done" in first.err
     table = (out / "table2.md").read_text()
     # The paper's MSNR is in [16]'s box convention: under the box column, none under the true.
     assert "| 0.8 s (ours) |" in table and "| 0.8 s (paper) | 94.8 | 98.3 | – | 31.2 |" in table
     assert "Train MSNR (true, dB) | Train MSNR (box, [16], dB)" in table
     assert "esc10" in table.splitlines()[0]
     data = json.loads((out / "table2.json").read_text())
-    assert [r["label"] for r in data["rows"]] == ["0.8 s"]  # smoke: no quietest / noise rows
+    assert [r["label"] for r in data["rows"]] == [
+        "0.8 s",
+        "0.8 s + quietest",
+        "0.8 s + refine 2 + quietest",
+        "DDN 2 + quietest, no generator",
+        "Gaussian noise 30 dB (true SNR)",
+    ]
     for row in data["rows"]:
-        assert row["test"]["n"] == 10 and row["train"]["n"] == 40  # bundled: fold 5 = 10 clips
+        # bundled: fold 5 = 10 clips; the smoke profile's train columns on 10 of the 40 others
+        assert row["test"]["n"] == 10 and row["train"]["n"] == 10
     # a rerun finds every stage done and only rewrites the table
     assert main(argv) == 0
-    assert "4 stages, 4 already done, 0 to run" in capsys.readouterr().err
+    assert "12 stages, 12 already done, 0 to run" in capsys.readouterr().err
     # an interrupted stage (summary missing) is redone, the others are skipped
     (out / "ssgan_0.8s_test" / "summary.json").unlink()
     assert main(argv) == 0
-    assert "3 already done, 1 to run: evaluate ssgan_0.8s_test" in capsys.readouterr().err
+    assert "11 already done, 1 to run: evaluate ssgan_0.8s_test" in capsys.readouterr().err
 
 
 @pytest.mark.slow

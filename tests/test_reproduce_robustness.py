@@ -25,7 +25,7 @@ def test_robustness_smoke_runs_every_attack_and_resumes(
     out = tmp_path / "rob"
     argv = ["reproduce", "robustness", "--profile", "smoke", "--root", "bundled", "--out",
             str(out), "--transform", "mp3:kbps=64", "--transform", "gain:min_db=0,max_db=0",
-            "--eot", "mp3:kbps=64", *TINY_VICTIM_ARGS, "--victim-set", "n_crops=2", *TINY_GAN_ARGS]  # fmt: skip
+            "--eot", "mp3:kbps=64", *TINY_VICTIM_ARGS, "--set", "victim.n_crops=2", *TINY_GAN_ARGS]  # fmt: skip
     assert main(argv) == 0
     err = capsys.readouterr().err
     # victim, 2 generators, the UAP fit, 6 evaluations

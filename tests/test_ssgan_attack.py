@@ -16,6 +16,7 @@ from torch import nn
 from ssgan.attacks.ssgan import SSGANAttack
 from ssgan.cli import main
 from ssgan.errors import CheckpointError
+from ssgan.gan_validation import validate_generator
 from ssgan.metrics import snr_db
 from ssgan.models.generator import Generator
 from ssgan.training.gan import PROFILES, train_gan
@@ -75,7 +76,7 @@ def trained_run(tmp_path_factory):
     xv, yv = offset_clips(16, 4000, 2)
     summary = train_gan(
         CONFIG, OffsetVictim(), (list(x), y.tolist()), (list(xv), yv.tolist()), out,
-        progress=False,
+        progress=False, validate=validate_generator,
     )  # fmt: skip
     return out, summary
 

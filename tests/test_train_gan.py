@@ -14,6 +14,7 @@ from conftest import TinyVictim, synth_batch
 from helpers import TINY_GAN
 from ssgan.attacks.ssgan import SSGANAttack
 from ssgan.errors import CheckpointError, OutputError
+from ssgan.gan_validation import validate_generator
 from ssgan.training.gan import PROFILES, GANTrainConfig, d_step, g_step, make_state, train_gan
 
 
@@ -86,8 +87,9 @@ def _train(tmp_path, name: str, config: GANTrainConfig, *, resume: bool = False)
     victim, _ = _victim_in_train_mode()
     victim.eval()
     return train_gan(
-        config, victim, _data(8, 2), _data(4, 3), tmp_path / name, resume=resume, progress=False
-    )
+        config, victim, _data(8, 2), _data(4, 3), tmp_path / name, resume=resume, progress=False,
+        validate=validate_generator,
+    )  # fmt: skip
 
 
 def test_stop_and_resume_equals_uninterrupted(tmp_path) -> None:
@@ -198,5 +200,15 @@ def test_a_diverged_training_stops_before_its_checkpoint(tmp_path) -> None:
     clips, labels = _data(8, 0)
     with pytest.raises(TrainingDivergedError, match="diverged at epoch 1"):
         train_gan(TINY_GAN, victim, (clips, labels), (clips[:4], labels[:4]), tmp_path / "g",
-                  progress=False)  # fmt: skip
+                  progress=False, validate=validate_generator)  # fmt: skip
     assert not (tmp_path / "g" / "last.json").exists()
+
+
+def test_validation_clips_without_a_validator_are_refused(tmp_path) -> None:
+    """The loop takes its validation as a callable (``ssgan.gan_validation``): held-out clips
+    without one would be silently ignored and ``best`` chosen blind, so they are refused before
+    the run directory is touched."""
+    victim, _ = _victim_in_train_mode()
+    with pytest.raises(ValueError, match="validate="):
+        train_gan(TINY_GAN, victim.eval(), _data(8, 2), _data(4, 3), tmp_path / "g", progress=False)
+    assert not (tmp_path / "g").exists()

@@ -105,6 +105,6 @@ def test_cli_options_parse() -> None:
     assert args.transfer_to == ["v2", "v3"] and args.target == "least-likely"
     args = parser.parse_args(
         ["reproduce", "transfer", "--victims", "a", "b", "c", "--generators", "ga", "gb", "gc",
-         "--root", "r", "--out", "o", "--attack-arg", "pgd:eps=0.01"]
+         "--root", "r", "--out", "o", "--set", "pgd.eps=0.01"]
     )  # fmt: skip
-    assert len(args.victims) == 3 and args.attack_arg == ["pgd:eps=0.01"]
+    assert len(args.victims) == 3 and args.settings == ["pgd.eps=0.01"]

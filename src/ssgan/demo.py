@@ -67,6 +67,7 @@ def run_demo(
     from ssgan.attacks.noise import GaussianNoise
     from ssgan.attacks.pgd import PGD
     from ssgan.attacks.ssgan import SSGANAttack
+    from ssgan.gan_validation import validate_generator
     from ssgan.models.victim import load_victim
     from ssgan.training.gan import PROFILES as GAN_PROFILES
     from ssgan.training.gan import train_gan
@@ -136,6 +137,7 @@ def run_demo(
                 "dataset": dataset.name,
                 "split": "fold:5",
             },
+            validate=validate_generator,
         )
         timing["seconds"] = time.perf_counter() - start
 

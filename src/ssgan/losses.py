@@ -10,6 +10,8 @@
   ``E[max(max_{j != t} z_j - z_t + m, 0)]``.
 - ``perturbation_loss``: ``L_pert = E[||delta||_2]`` (eq. 7), the per-example L2 norm over time.
 - ``generator_loss``: ``L_G = L_fool + alpha * L_adv + beta * L_pert`` (eq. 4).
+- ``input_gradient``: ``d CE(model(x), y) / dx`` per example, the victim's input gradient that
+  gradient-based attacks and a ``grad_input`` generator follow.
 
 All return 0-d tensors; ``D(.)`` are probabilities ``(batch,)``, logits ``(batch, classes)``.
 """
@@ -17,11 +19,14 @@ All return 0-d tensors; ``D(.)`` are probabilities ``(batch,)``, logits ``(batch
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 __all__ = [
     "discriminator_loss",
     "fool_loss",
     "generator_loss",
+    "input_gradient",
     "margin_loss",
     "perturbation_loss",
     "targeted_margin_loss",
@@ -165,3 +170,16 @@ def generator_loss(
     }
     total = gamma * parts["fool"] + alpha * parts["adv"] + beta * parts["pert"]
     return total, parts
+
+
+def input_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``d CE(model(x), y) / dx`` per example: the direction in which the victim's loss grows.
+
+    The model's weights get no gradient when frozen (``victim_frozen``); the batch's losses are
+    summed, so each row is its own example's gradient.
+    """
+    x_var = x.detach().float().requires_grad_(True)
+    with torch.enable_grad():
+        loss = F.cross_entropy(model(x_var).float(), y, reduction="sum")
+        (grad,) = torch.autograd.grad(loss, x_var)
+    return grad

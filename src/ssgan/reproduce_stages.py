@@ -179,6 +179,7 @@ def gan_stage(
     overrides: Sequence[str],
     info: dict[str, Any],
 ) -> Stage:
+    from ssgan.gan_validation import validate_generator
     from ssgan.models.user_victim import open_victim
     from ssgan.training.gan import PROFILES as GAN_PROFILES
     from ssgan.training.gan import train_gan
@@ -205,6 +206,7 @@ def gan_stage(
             device=device,
             progress=True,
             extra_meta=extra,
+            validate=validate_generator,
         )
         if distributed.is_main():
             atomic_write_text(run_dir / "DONE", "")

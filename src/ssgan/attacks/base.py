@@ -36,6 +36,7 @@ from torch import Tensor, nn
 
 from ssgan.errors import CheckpointError
 from ssgan.io import load_checkpoint, save_checkpoint
+from ssgan.losses import input_gradient as input_gradient  # re-exported: defined in losses
 from ssgan.losses import logit_margin as margin  # the one margin; attacks call it margin
 from ssgan.metrics import check_convention, snr_reference
 from ssgan.models.victim import victim_frozen
@@ -152,19 +153,6 @@ def objective(
     if loss == "ce":
         return -F.cross_entropy(logits, target, reduction="none")
     return margin(logits, target)
-
-
-def input_gradient(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
-    """``d CE(model(x), y) / dx`` per example: the direction in which the victim's loss grows.
-
-    The model's weights get no gradient when frozen (``victim_frozen``); the batch's losses are
-    summed, so each row is its own example's gradient.
-    """
-    x_var = x.detach().float().requires_grad_(True)
-    with torch.enable_grad():
-        loss = F.cross_entropy(model(x_var).float(), y, reduction="sum")
-        (grad,) = torch.autograd.grad(loss, x_var)
-    return grad
 
 
 def default_generator(generator: torch.Generator | None) -> torch.Generator:

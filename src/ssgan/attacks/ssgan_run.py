@@ -14,15 +14,13 @@ from ssgan.errors import CheckpointError
 from ssgan.io import load_checkpoint, unflatten_state_dict
 from ssgan.models.generator_spec import GeneratorSpec
 from ssgan.pretrained import resolve_run
+from ssgan.training.gan_checkpoint import GAN_KIND
 
 if TYPE_CHECKING:
     from ssgan.attacks.ssgan import SSGANAttack
     from ssgan.training.gan_config import GANTrainConfig
 
 __all__ = ["GAN_KIND", "attack_from_run", "train_config"]
-
-GAN_KIND = "ssgan-gan"
-"""``kind`` in the JSON metadata of checkpoints written by ``ssgan.training.gan``."""
 
 
 def train_config(attack: SSGANAttack, seed: int) -> GANTrainConfig:

@@ -118,7 +118,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         ("attack",),
         default="attack",
         example="attack.overlap=true",
-        aliases=f"; keys: {', '.join(_STREAM_SETTINGS)} (the flags of the same names)",
+        note=f"; keys: {', '.join(_STREAM_SETTINGS)} (the flags of the same names)",
     )
     add_device_arg(parser)
     parser.set_defaults(func=run, data_parallel=True)  # torchrun: docs/distributed.md

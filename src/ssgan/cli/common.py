@@ -79,7 +79,7 @@ def add_settings_arg(
     *,
     default: str | None,
     example: str,
-    aliases: str = "",
+    note: str = "",
 ) -> None:
     """``--set SECTION.KEY=VALUE`` (repeatable): the one override syntax of every command
     (``ssgan.config.split_sections``); ``settings_from_args`` sorts the items."""
@@ -91,23 +91,19 @@ def add_settings_arg(
         default=[],
         metavar="SECTION.KEY=VALUE",
         help=f"change a setting (repeatable), e.g. --set {example}; sections: "
-        f"{', '.join(sections)}{own}{aliases}",
+        f"{', '.join(sections)}{own}{note}",
     )
     parser.set_defaults(settings_sections=sections, settings_default=default)
 
 
-def settings_from_args(args: argparse.Namespace, **aliases: list[str]) -> dict[str, list[str]]:
-    """``--set`` items by section, after the items of older per-section flags (``aliases``,
-    e.g. ``gan=args.gan_set``), so ``--set`` wins where both name a key. ``ValueError`` as
-    ``split_sections``."""
+def settings_from_args(args: argparse.Namespace) -> dict[str, list[str]]:
+    """``--set`` items by section, in the order given (the last one wins where two name a key).
+    ``ValueError`` as ``split_sections``."""
     from ssgan.config import split_sections
 
-    out = split_sections(
+    return split_sections(
         args.settings, sections=args.settings_sections, default=args.settings_default
     )
-    for section, items in aliases.items():
-        out[section] = [*items, *out[section]]
-    return out
 
 
 def add_device_arg(parser: argparse.ArgumentParser) -> None:

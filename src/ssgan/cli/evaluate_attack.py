@@ -45,13 +45,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         "write per-clip records, a summary and a Markdown + self-contained HTML report.",
     )
     parser.add_argument("--attack", required=True, choices=sorted(ATTACKS), help="attack name")
-    parser.add_argument(
-        "--attack-arg",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="attack setting (repeatable), e.g. eps=0.002: the same as --set attack.eps=0.002",
-    )
     add_settings_arg(parser, ("attack",), default="attack", example="attack.eps=0.002")
     parser.add_argument(
         "--generator",
@@ -114,11 +107,12 @@ def _kwargs_for(func: Any, pairs: dict[str, str], what: str) -> dict[str, Any]:
 
 
 def build_attack(args: argparse.Namespace) -> Any:
-    """The attack of ``--attack``, set by ``--attack-arg`` or loaded from ``--generator``."""
+    """The attack of ``--attack``, set by ``--set attack.KEY=VALUE`` or loaded from
+    ``--generator``."""
     from ssgan.attacks import LearnedAttack, attack_class, make_attack
     from ssgan.config import parse_key_values
 
-    pairs = parse_key_values(settings_from_args(args, attack=args.attack_arg)["attack"])
+    pairs = parse_key_values(settings_from_args(args)["attack"])
     cls = attack_class(args.attack)
     if args.attack == "ssgan":
         if args.generator is None:
@@ -132,7 +126,9 @@ def build_attack(args: argparse.Namespace) -> Any:
         if not issubclass(cls, LearnedAttack):
             raise SSGANError(f"--generator is only for learned attacks; {args.attack!r} is not one")
         if pairs:
-            raise SSGANError("--attack-arg cannot change a loaded attack; its settings are saved")
+            raise SSGANError(
+                "--set attack.KEY cannot change a loaded attack; its settings are saved"
+            )
         return cls.load(args.generator)
     attack = make_attack(args.attack, pairs)
     if isinstance(attack, LearnedAttack) and not attack.is_fitted:
@@ -174,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
         raise SSGANError(f"--transform: {exc}") from None
     try:
         attack = build_attack(args)
-    except ValueError as exc:  # a bad --attack-arg: the user's to fix
+    except ValueError as exc:  # a bad --set attack.KEY: the user's to fix
         raise SSGANError(str(exc)) from None
     victim, victim_meta = open_victim_from_args(args)
     resolve_split(args, victim_meta)

@@ -110,9 +110,6 @@ def register(sub: argparse._SubParsersAction) -> None:
             "torch.export .pt2 file, a TorchScript file or package.module:function",
         )
         add_settings_arg(p, REPRODUCE_SECTIONS, default=None, example="gan.lr=1e-3")
-        # The per-section flags of earlier versions, kept: --victim-set K=V is --set victim.K=V.
-        p.add_argument("--victim-set", action="append", default=[], help=argparse.SUPPRESS)
-        p.add_argument("--gan-set", action="append", default=[], help=argparse.SUPPRESS)
         p.add_argument("--seed", type=int, default=0, help="seed of the attacks")
         add_device_arg(p)
         p.set_defaults(func=run, data_parallel=True)  # torchrun: docs/distributed.md
@@ -137,8 +134,6 @@ def _register_transfer(inner: argparse._SubParsersAction) -> None:
     p.add_argument("--attacks", default=",".join(TRANSFER_ATTACKS),
                    help="comma-separated subset of ssgan,pgd,cw")  # fmt: skip
     add_settings_arg(p, TRANSFER_ATTACKS, default=None, example="pgd.eps=0.002")
-    # The flag of earlier versions, kept: --attack-arg pgd:eps=0.002 is --set pgd.eps=0.002.
-    p.add_argument("--attack-arg", action="append", default=[], help=argparse.SUPPRESS)
     p.add_argument("--dataset", default="esc10", choices=("esc10", "esc50", "urbansound8k"))
     p.add_argument("--root", required=True, type=Path, help="dataset folder")
     p.add_argument("--split", default="fold:5")
@@ -157,16 +152,6 @@ def _register_transfer(inner: argparse._SubParsersAction) -> None:
 def run_transfer(args: argparse.Namespace) -> int:
     from ssgan.reproduce_transfer import TransferOptions, reproduce_transfer
 
-    legacy = []  # --attack-arg ATTACK:KEY=VALUE, first, so that --set wins where both name a key
-    for item in args.attack_arg:
-        name, sep, pair = item.partition(":")
-        if not sep or "=" not in pair:
-            print(
-                f"ssgan: error: --attack-arg {item!r}: expected ATTACK:KEY=VALUE", file=sys.stderr
-            )
-            return 2
-        legacy.append(f"{name}.{pair}")
-    args.settings = legacy + list(args.settings)
     try:
         attack_args = {k: v for k, v in settings_from_args(args).items() if v}
     except ValueError as exc:
@@ -236,7 +221,7 @@ def run(args: argparse.Namespace) -> int:
         root = str(Path(base) / ("ESC-50" if table2 else "UrbanSound8K"))
     split = args.split or ("fold:5" if dataset == "esc10" else "paper")
     try:
-        settings = settings_from_args(args, victim=args.victim_set, gan=args.gan_set)
+        settings = settings_from_args(args)
         uap = {k: tuple(v) for k, v in settings.items() if k.startswith("uap") and v}
         from ssgan.reproduce import uap_settings
 

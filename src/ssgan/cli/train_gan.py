@@ -82,9 +82,11 @@ def run(args: argparse.Namespace) -> int:
         "n_val": len(val),
         "n_test": len(test),
     }
+    from ssgan.gan_validation import validate_generator
+
     summary = train_gan(
         config, victim, gan_train, val, args.out, resume=args.resume, device=args.device,
-        progress=True, extra_meta=extra,
+        progress=True, extra_meta=extra, validate=validate_generator,
     )  # fmt: skip
     from ssgan import distributed
 

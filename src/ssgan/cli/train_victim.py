@@ -38,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         ("victim", "adversarial"),
         default="victim",
         example="victim.epochs=40",
-        aliases="; adversarial.KEY: a setting of the --adversarial attack",
+        note="; adversarial.KEY: a setting of the --adversarial attack",
     )
     defence = parser.add_argument_group("adversarial fine-tuning (docs/robustness.md)")
     defence.add_argument(
@@ -47,14 +47,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="ATTACK_OR_RUN_G",
         help="mix adversarial crops into every batch: an `ssgan train gan` run (its generator) "
         "or an attack name (pgd, fgsm, ...)",
-    )
-    defence.add_argument(
-        "--adversarial-arg",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="setting of the --adversarial attack (repeatable), e.g. eps=0.002; the same as "
-        "--set adversarial.eps=0.002",
     )
     defence.add_argument(
         "--adversarial-fraction",
@@ -74,8 +66,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        settings = settings_from_args(args, adversarial=args.adversarial_arg)
-        args.adversarial_arg = settings["adversarial"]
+        settings = settings_from_args(args)
         config = apply_overrides(get_profile(args.profile, args.model), settings["victim"])
         config.validate()
     except ValueError as exc:
@@ -91,11 +82,8 @@ def run(args: argparse.Namespace) -> int:
         "n_train": len(train),
         "n_test": len(test),
     }
-    if args.adversarial is None and args.adversarial_arg:
-        print(
-            "ssgan: error: --adversarial-arg (or --set adversarial.KEY=VALUE) needs --adversarial",
-            file=sys.stderr,
-        )
+    if args.adversarial is None and settings["adversarial"]:
+        print("ssgan: error: --set adversarial.KEY=VALUE needs --adversarial", file=sys.stderr)
         return 2
     if args.adversarial is None and not args.init:
         summary = train_victim(
@@ -103,13 +91,14 @@ def run(args: argparse.Namespace) -> int:
             progress=True, dataset_info=info,
         )  # fmt: skip
     else:  # --init alone: clean fine-tuning, the control of adversarial fine-tuning
-        from ssgan.training.defence import fine_tune_victim, load_adversary
+        from ssgan.attacks.adversary import load_adversary
+        from ssgan.training.defence import fine_tune_victim
 
         adversary = None
         try:
             if args.adversarial is not None:
                 adversary = load_adversary(
-                    args.adversarial, attack_args=args.adversarial_arg,
+                    args.adversarial, attack_args=settings["adversarial"],
                     fraction=args.adversarial_fraction, device=args.device,
                 )  # fmt: skip
         except ValueError as exc:

@@ -17,13 +17,13 @@ Random draws come from the trainer's generator, so a resumed run repeats them.
 
 ``fine_tune_victim`` writes ``adversarial.json`` beside the run's checkpoints (what the defence
 was trained against). Use the ``last`` checkpoint of a defended run in tables: ``best`` is
-chosen on the test split.
+chosen on the test split. ``ssgan.attacks.adversary.load_adversary`` builds an ``Adversary``
+from the command line's spec (it builds attacks, so it lives in the attacks layer).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ from ssgan.errors import CheckpointError
 from ssgan.io import atomic_write_json, load_checkpoint
 from ssgan.training.victim import ClipSource, VictimTrainConfig, train_victim
 
-__all__ = ["Adversary", "fine_tune_victim", "load_adversary", "load_victim_weights"]
+__all__ = ["Adversary", "fine_tune_victim", "load_victim_weights"]
 
 
 @dataclasses.dataclass
@@ -61,35 +61,6 @@ class Adversary:
         peak = x[rows].abs().amax(dim=1, keepdim=True).clamp_min(1.0)
         x_adv = self.attack(net, x[rows] / peak, y[rows], generator=generator).detach() * peak
         return x.index_copy(0, rows, x_adv.to(x.dtype))
-
-
-def load_adversary(
-    spec: str,
-    *,
-    attack_args: Sequence[str] = (),
-    fraction: float = 0.5,
-    device: str | torch.device = "cpu",
-) -> Adversary:
-    """The adversary of ``spec``: an ``ssgan train gan`` run directory (its ``last`` generator)
-    or a registered attack name with ``key=value`` settings (``ValueError`` for anything else,
-    and for learned attacks other than SSGAN, which need a fitted state)."""
-    from ssgan.attacks import ATTACKS, LearnedAttack, make_attack
-    from ssgan.attacks.ssgan import SSGANAttack
-
-    if Path(spec).is_dir():
-        if attack_args:
-            raise ValueError("attack settings are for a named attack, not a generator run")
-        attack: Any = SSGANAttack.from_run(spec, checkpoint="last", device=device)
-        for p in attack.generator.parameters():
-            p.requires_grad_(False)
-    elif spec in ATTACKS and spec != "ssgan":
-        attack = make_attack(spec, list(attack_args))
-        if isinstance(attack, LearnedAttack):
-            raise ValueError(f"{spec!r} is a learned attack: pass a generator run instead")
-    else:
-        known = ", ".join(sorted(k for k in ATTACKS if k != "ssgan"))
-        raise ValueError(f"adversarial={spec!r}: not a generator run directory nor one of {known}")
-    return Adversary(attack, fraction=fraction, name=spec)
 
 
 def load_victim_weights(net: nn.Module, run_dir: str | Path, checkpoint: str = "last") -> None:

@@ -1,4 +1,4 @@
-"""Training the SSGAN generator: the epoch loop, its validation, and the run directory.
+"""Training the SSGAN generator: the epoch loop, the choice of ``best``, and the run directory.
 
 The paper's recipe (section V-A): G and D trained alternately, D first then G on each batch, D
 with soft labels and labels flipped with probability 0.05, Adam at lr 1e-4 halved every 10
@@ -9,9 +9,11 @@ clip-level classifier) scores the ``t1`` crop and is never updated.
 The config and its profiles are in ``ssgan.training.gan_config``, the state and the D and G
 steps in ``ssgan.training.gan_steps`` (both re-exported here), what a checkpoint holds and how
 a run resumes in ``ssgan.training.gan_checkpoint``. ``train_gan`` runs epochs, validates each
-one with the full any-length attack (``SSGANAttack`` on whole held-out clips against the
-clip-level victim: ASR and MSNR as ``ssgan.metrics`` defines them), appends ``metrics.jsonl``,
-and writes checkpoints atomically:
+one with the ``validate`` callable it is given (a ``Validator``; the project's is
+``ssgan.gan_validation.validate_generator``: the full any-length attack, ``SSGANAttack`` on whole
+held-out clips against the clip-level victim, ASR and MSNR as ``ssgan.metrics`` defines them;
+the training layer never imports the attack or the evaluation), appends ``metrics.jsonl``, and
+writes checkpoints atomically:
 
 - ``last.{safetensors,json,state.pt}``: G + D weights, metadata, optimiser / scheduler / RNG
   state, every epoch (``resume=True`` continues from it exactly, bitwise on CPU);
@@ -28,8 +30,7 @@ import logging
 import math
 import time
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
@@ -68,100 +69,33 @@ __all__ = [
     "PROFILES",
     "GANState",
     "GANTrainConfig",
+    "Validator",
     "d_step",
     "fit_gan",
     "g_step",
     "make_state",
     "train_gan",
-    "validate",
+    "victim_classes",
 ]
 
 
 # ----------------------------------------------------------------------------- validation
 
 
-def validate(
-    state: GANState,
-    victim: nn.Module,
-    clips: list[Tensor],
-    labels: list[int],
-    *,
-    device: str | torch.device = "cpu",
-) -> dict[str, float]:
-    """Attack whole held-out clips with the any-length SSGAN attack; ASR and MSNR.
+class Validator(Protocol):
+    """Scores the generator on the held-out clips after each epoch: ``val/*`` metrics
+    (``val/asr`` and ``val/msnr_db`` / ``val/msnr_box_db`` choose ``best``, see ``_score``).
+    The project's is ``ssgan.gan_validation.validate_generator`` (the evaluation layer)."""
 
-    Scored by the evaluation itself (``ssgan.evaluation.evaluate_attack``, or
-    ``evaluate_targeted`` for a targeted G: random targets, seed 0, the same at every
-    validation), so a validation figure means what a test figure means: ``val/asr`` =
-    ``N_success / N_right`` (targeted: sent to the target), ``val/msnr_db`` the mean SNR of the
-    successful clips (paper eqs. 9-11), ``val/acc`` the clean accuracy, ``val/snr_db`` the mean
-    SNR over all attacked clips.
-    """
-    from ssgan.attacks.ssgan import SSGANAttack
-    from ssgan.evaluation import evaluate_attack
-    from ssgan.evaluation_targeted import evaluate_targeted
-
-    if not clips:
-        return {}
-    cfg = state.config
-    attack = SSGANAttack.from_generator(
-        state.G, segment_seconds=cfg.segment_seconds, chunk_segments=cfg.chunk_segments
-    )
-    targeted = cfg.targeted or cfg.target_class is not None
-    # Targets are drawn among all the victim's classes, not the ones the held-out clips hold
-    # (asked of the victim only for a targeted run: an untargeted score needs no class count).
-    n_classes = 0
-    if targeted:
-        n_classes = state.G.num_classes or cfg.n_classes or _victim_classes(victim, clips[0])
-    held_out = _HeldOut([c.to(device) for c in clips], list(labels), n_classes)
-    state.G.eval()
-    with victim_frozen(victim):
-        if targeted:
-            aim: str | int = "random" if cfg.target_class is None else int(cfg.target_class)
-            # A G trained for one fixed class takes no target: it always aims at that class.
-            aimed = attack if cfg.targeted else _fixed_aim(attack)
-            result = evaluate_targeted(
-                aimed, victim, held_out, target=aim, batch_size=cfg.val_batch_size
-            )
-            asr = result.summary["success_rate"]
-        else:
-            result = evaluate_attack(
-                attack, victim, held_out, batch_size=cfg.val_batch_size, n_examples=0
-            )
-            asr = result.summary["asr"]
-    snrs = [float(r["snr_db"]) for r in result.records if r["snr_db"] is not None]
-    finite = [v for v in snrs if math.isfinite(v)]
-    return {
-        "val/acc": float(result.summary["acc"]),
-        "val/asr": float(asr),
-        "val/msnr_db": float(result.summary["msnr_db"]),
-        "val/msnr_box_db": float(result.summary.get("msnr_box_db", math.nan)),
-        "val/snr_db": sum(finite) / len(finite) if finite else math.nan,
-        "val/clips": float(result.summary["n"]),
-    }
-
-
-def _fixed_aim(attack: Any) -> Any:
-    def run(model: nn.Module, x: Tensor, y: Tensor, *, target: Tensor | None = None,
-            generator: torch.Generator | None = None) -> Tensor:  # fmt: skip
-        return attack(model, x, y, generator=generator)
-
-    return run
-
-
-class _HeldOut:
-    """The validation clips as the dataset protocol of ``ssgan.evaluation`` (nameless clips)."""
-
-    def __init__(self, clips: list[Tensor], labels: list[int], n_classes: int) -> None:
-        self._clips, self._labels = clips, labels
-        self.clips = [SimpleNamespace(name=f"val{i}") for i in range(len(clips))]
-        self.class_names = [str(i) for i in range(max(n_classes, max(labels, default=0) + 1))]
-
-    def waveforms(self) -> list[Tensor]:
-        return self._clips
-
-    def labels(self) -> list[int]:
-        return self._labels
+    def __call__(
+        self,
+        state: GANState,
+        victim: nn.Module,
+        clips: list[Tensor],
+        labels: list[int],
+        *,
+        device: str | torch.device,
+    ) -> dict[str, float]: ...
 
 
 def _score(
@@ -185,7 +119,7 @@ def _score(
 # ----------------------------------------------------------------------------- the loop
 
 
-def _victim_classes(victim: nn.Module, clip: Tensor) -> int:
+def victim_classes(victim: nn.Module, clip: Tensor) -> int:
     """The victim's class count: its ``n_classes`` attribute, else one forward pass."""
     n = getattr(victim, "n_classes", None)
     if isinstance(n, int) and not isinstance(n, bool):
@@ -205,12 +139,13 @@ def _run(
     device: str | torch.device,
     progress: bool,
     extra_meta: dict[str, Any],
+    validate: Validator | None,
 ) -> tuple[GANState, dict[str, Any]]:
     clips, labels = clips_and_labels(train, "train")
     if not clips:
         raise ValueError("train: no clips to train on")
     if config.targeted and not config.n_classes:
-        config = dataclasses.replace(config, n_classes=_victim_classes(victim, clips[0]))
+        config = dataclasses.replace(config, n_classes=victim_classes(victim, clips[0]))
     if config.g_front:
         spec = front_spec(victim)
         if config.g_front_spec and tuple(config.g_front_spec) != spec:
@@ -219,6 +154,12 @@ def _run(
     val_clips, val_labels = clips_and_labels(val, "val") if val is not None else ([], [])
     if config.val_clips is not None:
         val_clips, val_labels = val_clips[: config.val_clips], val_labels[: config.val_clips]
+    if val_clips and validate is None:
+        # without it the held-out clips would be ignored and best would be the first epoch
+        raise ValueError(
+            "validation clips given but no validate= callable: pass "
+            "validate=ssgan.gan_validation.validate_generator (or no validation clips)"
+        )
     world, rank = distributed.world_size(), distributed.rank()
     if world > 1:
         if out_dir is None:
@@ -243,7 +184,8 @@ def _run(
             state.D_train = parallel.wrap(state.D, torch.device(device))
     with distributed.collectives("GAN training"):  # a lost rank: DistributedError, not a hang
         return _loop(state, config, victim, clips, labels, val_clips, val_labels, out_dir,
-                     device=device, progress=progress, extra_meta=extra_meta)  # fmt: skip
+                     device=device, progress=progress, extra_meta=extra_meta,
+                     validate=validate)  # fmt: skip
 
 
 def _prepare_run(
@@ -297,6 +239,7 @@ def _loop(
     device: str | torch.device,
     progress: bool,
     extra_meta: dict[str, Any],
+    validate: Validator | None,
 ) -> tuple[GANState, dict[str, Any]]:
     world, rank = distributed.world_size(), distributed.rank()
     main = distributed.is_main()
@@ -343,7 +286,7 @@ def _loop(
                 k: v / (len(batches) * world) for k, v in zip(keys, totals, strict=True)
             }
             _check_diverged(state, metrics.get("g/loss", 0.0), state.epoch, out_dir)
-            if val_clips:
+            if val_clips and validate is not None:
                 metrics.update(validate(state, victim, val_clips, val_labels, device=device))
             metrics["lr"] = state.opt_G.param_groups[0]["lr"]
             metrics["epoch_s"] = time.perf_counter() - t0
@@ -389,8 +332,10 @@ def fit_gan(
     *,
     device: str | torch.device = "cpu",
     progress: bool = False,
+    validate: Validator | None = None,
 ) -> GANState:
-    """Train in memory (no files) and return the final state; used by ``SSGANAttack.fit``."""
+    """Train in memory (no files) and return the final state; used by ``SSGANAttack.fit``
+    (without validation). ``val`` needs ``validate`` (see ``train_gan``)."""
     state, _ = _run(
         config,
         victim,
@@ -401,6 +346,7 @@ def fit_gan(
         device=device,
         progress=progress,
         extra_meta={},
+        validate=validate,
     )
     return state
 
@@ -416,6 +362,7 @@ def train_gan(
     device: str | torch.device = "cpu",
     progress: bool = True,
     extra_meta: dict[str, Any] | None = None,
+    validate: Validator | None = None,
 ) -> dict[str, Any]:
     """Train SSGAN's G and D against ``victim`` and write a run directory (see module doc).
 
@@ -424,11 +371,15 @@ def train_gan(
         victim: the clip-level classifier ``(batch, time) -> logits``; frozen and in eval mode
             throughout (its modes and flags are restored afterwards).
         train_ds, val_ds: datasets with ``waveforms()`` and ``labels()`` (e.g. ``ClipDataset``)
-            or ``(clips, labels)`` tuples; ``val_ds`` may be ``None`` (no validation).
+            or ``(clips, labels)`` tuples; ``val_ds`` may be ``None`` (no validation: ``best``
+            is then the first epoch).
         out_dir: the run directory.
         resume: continue from ``out_dir/last`` (same config; ``epochs`` may grow).
         extra_meta: JSON-ready fields added to every checkpoint's metadata (victim run, class
             names, dataset...).
+        validate: scores each epoch on ``val_ds`` (a ``Validator``); required when ``val_ds``
+            holds clips (``ValueError`` otherwise), usually
+            ``ssgan.gan_validation.validate_generator``.
 
     Returns:
         ``{"epochs", "last": metrics of the last epoch, "best": {"val/asr", "val/msnr_db"},
@@ -444,6 +395,7 @@ def train_gan(
         device=device,
         progress=progress,
         extra_meta=extra_meta or {},
+        validate=validate,
     )
     return summary
 

@@ -29,10 +29,11 @@ from ssgan.training.gan_steps import GANState, make_state
 
 FORMAT = 1
 
+GAN_KIND = "ssgan-gan"
+"""``kind`` in the JSON metadata of the checkpoints this module writes (``last`` and ``best``)."""
+
 
 def _meta(state: GANState, metrics: dict[str, float], extra: dict[str, Any]) -> dict[str, Any]:
-    from ssgan.attacks.ssgan import GAN_KIND
-
     return {
         "kind": GAN_KIND,
         "format": FORMAT,
@@ -90,8 +91,6 @@ def read_resume(out_dir: Path, config: GANTrainConfig) -> tuple[dict[str, Any], 
     others receive it, so the run directory needs to be on rank 0's machine only."""
     tensors, meta, saved = load_checkpoint(out_dir, "last", with_state=True)
     where = out_dir / "last.json"
-    from ssgan.attacks.ssgan import GAN_KIND
-
     if meta.get("kind") != GAN_KIND or saved is None:
         raise CheckpointError(f"{where}: not an SSGAN training checkpoint")
     old = from_dict(GANTrainConfig, meta.get("config", {}))

@@ -23,9 +23,8 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor, nn
 
-from ssgan.attacks.base import input_gradient
 from ssgan.data import segments as sip
-from ssgan.losses import discriminator_loss, generator_loss
+from ssgan.losses import discriminator_loss, generator_loss, input_gradient
 from ssgan.models.discriminator import Discriminator
 from ssgan.models.generator import Generator
 from ssgan.models.victim import victim_frozen
