@@ -84,17 +84,19 @@ def make_attack(name: str, overrides: dict[str, str] | Iterable[str] = ()) -> At
     cls = attack_class(name)
     pairs = dict(overrides) if isinstance(overrides, dict) else parse_key_values(overrides)
     pairs = {k.replace("-", "_"): v for k, v in pairs.items()}
-    params = {
-        p.name: p
+    hints = typing.get_type_hints(cls.__init__)
+    types = {
+        p.name: hints.get(p.name, str)
         for p in inspect.signature(cls.__init__).parameters.values()
         if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
     }
-    hints = typing.get_type_hints(cls.__init__)
+    types.update(cls.keyword_settings())
+    types.pop("spec", None)  # a GeneratorSpec object: its fields are the settings
     kwargs: dict[str, Any] = {}
     for key, raw in pairs.items():
-        if key not in params:
+        if key not in types:
             raise ValueError(
-                f"unknown setting {key!r} for attack {name!r}; known: {', '.join(sorted(params))}"
+                f"unknown setting {key!r} for attack {name!r}; known: {', '.join(sorted(types))}"
             )
-        kwargs[key] = convert_value(key, str(raw), hints.get(key, str))
+        kwargs[key] = convert_value(key, str(raw), types[key])
     return cls(**kwargs)

@@ -325,6 +325,12 @@ class Attack(abc.ABC):
         """Project ``x_adv`` onto ``budget()`` (exact Linf / L2)."""
         return project(x, x_adv, self.budget())
 
+    @classmethod
+    def keyword_settings(cls) -> dict[str, Any]:
+        """Settings the constructor takes through ``**kwargs`` (name -> type), beside its named
+        parameters: what ``make_attack`` and ``--set attack.KEY=VALUE`` may also set."""
+        return {}
+
     def config(self) -> dict[str, Any]:
         """The constructor's keyword arguments, read back from attributes of the same name."""
         out: dict[str, Any] = {}

@@ -24,6 +24,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import typing
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -157,6 +158,11 @@ class SSGANAttack(LearnedAttack):
         if spec is not None and name in GeneratorSpec.field_names():
             return getattr(spec, name)
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    @classmethod
+    def keyword_settings(cls) -> dict[str, Any]:
+        """The generator's fields (``GeneratorSpec``), settable one by one."""
+        return typing.get_type_hints(GeneratorSpec)
 
     def config(self) -> dict[str, Any]:
         """The constructor's keywords with the spec's fields flat (as ``save`` writes them)."""
