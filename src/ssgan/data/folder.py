@@ -59,16 +59,12 @@ def load_folder(
     rows = read_rows(csv_file, ("path", "label"))
     if not rows:
         raise DatasetError(f"{csv_file}: no rows")
-    labels = sorted({row["label"] for _, row in rows})
-    if class_names is None:
-        class_names = labels
-    else:
-        unknown = [lab for lab in labels if lab not in class_names]
-        if unknown:
-            raise DatasetError(
-                f"{csv_file}: unknown class(es) {', '.join(map(repr, unknown))}; "
-                f"known: {', '.join(class_names)}"
-            )
+    class_names, unknown = _classes(sorted({row["label"] for _, row in rows}), class_names)
+    if unknown:
+        raise DatasetError(
+            f"{csv_file}: unknown class(es) {', '.join(map(repr, unknown))}; "
+            f"known: {', '.join(class_names)}"
+        )
     index = {n: i for i, n in enumerate(class_names)}
     clips, problems = [], []
     seen: dict[Path, int] = {}
@@ -122,15 +118,12 @@ def _load_class_folders(
             f"{_LAYOUTS}"
         )
     found = sorted(per_class)
-    if class_names is None:
-        class_names = found
-    else:
-        unknown = [name for name in found if name not in class_names]
-        if unknown:
-            raise DatasetError(
-                f"{root / unknown[0]}: class folder(s) {', '.join(map(repr, unknown))} not among "
-                f"the known classes: {', '.join(class_names)}"
-            )
+    class_names, unknown = _classes(found, class_names)
+    if unknown:
+        raise DatasetError(
+            f"{root / unknown[0]}: class folder(s) {', '.join(map(repr, unknown))} not among "
+            f"the known classes: {', '.join(class_names)}"
+        )
     index = {n: i for i, n in enumerate(class_names)}
     clips = [
         Clip(path=path, label=index[name], fold=None, name=path.stem)
@@ -138,3 +131,10 @@ def _load_class_folders(
         for path in per_class[name]
     ]
     return ClipDataset("folder", root, list(class_names), clips, [], cache=cache)
+
+
+def _classes(found: list[str], given: Sequence[str] | None) -> tuple[list[str], list[str]]:
+    """The class list (``given``, else the ``found`` names) and the found names not in it."""
+    if given is None:
+        return found, []
+    return list(given), [name for name in found if name not in given]
