@@ -33,6 +33,7 @@ import torch
 from torch import Tensor
 
 from ssgan import SAMPLE_RATE
+from ssgan.audio import is_audio_file
 from ssgan.transforms import functional as F
 
 __all__ = [
@@ -68,9 +69,6 @@ def _bgnoise(
     return F.add_background_noise(x, _recordings(path, pattern), snr_db=snr_db, generator=generator)
 
 
-_AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
-
-
 @functools.lru_cache(maxsize=8)
 def _recordings(path: str, pattern: str) -> tuple[Tensor, ...]:
     """The background recordings of ``path`` (a file, or the audio files in a folder matching
@@ -79,9 +77,7 @@ def _recordings(path: str, pattern: str) -> tuple[Tensor, ...]:
 
     root = Path(path)
     if root.is_dir():
-        files = sorted(
-            p for p in root.rglob(pattern) if p.is_file() and p.suffix.lower() in _AUDIO_SUFFIXES
-        )
+        files = sorted(p for p in root.rglob(pattern) if p.is_file() and is_audio_file(p))
     elif root.is_file():
         files = [root]
     else:
