@@ -4,6 +4,7 @@ the differentiable resampler, and the commands end to end on the bundled data.""
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 from pathlib import Path
@@ -21,29 +22,6 @@ from ssgan.models.victim import ClipClassifier
 ESC10 = ["dog", "rooster", "rain", "sea_waves", "crackling_fire", "crying_baby", "sneezing",
          "clock_tick", "helicopter", "chainsaw"]  # fmt: skip
 
-FACTORY_SOURCE = """
-import torch
-from torch import nn
-
-
-class Tiny(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = nn.Conv1d(1, 4, 9, stride=4)
-        self.fc = nn.Linear(4, 10)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(torch.relu(self.conv(x.unsqueeze(1))).mean(-1))
-
-
-def build() -> nn.Module:
-    return Tiny()
-
-
-def not_a_model() -> int:
-    return 3
-"""
-
 
 class Tiny(nn.Module):
     """Conv1d + global average pooling + Linear: (batch, time) -> 10 logits, any length."""
@@ -55,6 +33,14 @@ class Tiny(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(torch.relu(self.conv(x.unsqueeze(1))).mean(-1))
+
+
+# A user's module, as the factory tests write it to disk: the same Tiny, and a non-model.
+FACTORY_SOURCE = (
+    "import torch\nfrom torch import nn\n\n\n"
+    + inspect.getsource(Tiny)
+    + "\n\ndef build() -> nn.Module:\n    return Tiny()\n\n\ndef not_a_model() -> int:\n    return 3\n"
+)
 
 
 def _tiny(seed: int = 0) -> Tiny:

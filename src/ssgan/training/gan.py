@@ -25,7 +25,6 @@ writes checkpoints atomically:
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
 import time
@@ -40,7 +39,7 @@ from ssgan import distributed
 from ssgan.config import to_dict
 from ssgan.data.segments import random_crops
 from ssgan.errors import CheckpointError, OutputError, TrainingDivergedError
-from ssgan.io import atomic_write_json, json_safe, trim_metrics
+from ssgan.io import append_json_line, atomic_write_json, json_safe, trim_metrics
 from ssgan.models.front_end import front_spec
 from ssgan.models.victim import victim_frozen
 from ssgan.training import parallel
@@ -301,8 +300,9 @@ def _loop(
             logger.info("epoch %d: %s", state.epoch, metrics)
             ranks = rank_streams(state)  # a collective: every rank takes part
             if out_dir is not None and main:
-                with open(out_dir / "metrics.jsonl", "a", encoding="utf-8") as fh:
-                    fh.write(json.dumps(json_safe({"epoch": state.epoch, **metrics})) + "\n")
+                append_json_line(
+                    out_dir / "metrics.jsonl", json_safe({"epoch": state.epoch, **metrics})
+                )
                 save_run(out_dir, state, metrics, extra_meta, best=is_best, ranks=ranks)
             distributed.barrier("waiting for rank 0's checkpoint")
     msnr_key = "val/msnr_box_db" if config.snr_convention == "box" else "val/msnr_db"

@@ -30,7 +30,6 @@ every batch with crops from its own generator, and rank 0 alone evaluates and wr
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -44,7 +43,13 @@ from torch import nn
 from ssgan import distributed
 from ssgan.config import to_dict
 from ssgan.errors import CheckpointError, DatasetError, TrainingDivergedError
-from ssgan.io import atomic_write_json, rng_state, save_checkpoint, trim_metrics
+from ssgan.io import (
+    append_json_line,
+    atomic_write_json,
+    rng_state,
+    save_checkpoint,
+    trim_metrics,
+)
 from ssgan.models.registry import build_model
 from ssgan.models.victim import ClipClassifier, predict_clips
 from ssgan.training import parallel
@@ -327,8 +332,7 @@ def _loop(
             }
             state.history.append(record)
             if main:
-                with open(out / "metrics.jsonl", "a", encoding="utf-8") as fh:
-                    fh.write(json.dumps(record) + "\n")
+                append_json_line(out / "metrics.jsonl", record)
                 logger.info("epoch %d: %s", epoch, record)
             postfix = {"loss": f"{record['loss']:.3f}", "train": f"{record['train_acc']:.2f}"}
             if state.best_accuracy >= 0:
