@@ -163,7 +163,7 @@ def main() -> None:
     log = args.out.parent / f"{args.out.name}.writes.rank{rank}.json"
     with open(log, "a", encoding="utf-8") as fh:
         fh.write(json.dumps(writes) + "\n")
-    distributed.shutdown()
+    distributed.shutdown(completed=True)
 
 
 if __name__ == "__main__":

@@ -169,10 +169,10 @@ def test_gpu_session_schedule_on_cpu(tmp_path):
         [
             "--data", str(Path(__file__).resolve().parent.parent / "src/ssgan/bundled"),
             "--work", str(work), "--out", str(out), "--device", "cpu", "--profile", "smoke",
-            "--budget", "120", "--segments", "1.6", "--threads", "1", "--probe-epochs", "2",
+            "--budget", "360", "--segments", "1.6", "--threads", "1", "--probe-epochs", "2",
             "--victim-epochs", "1000", "--victim-set", "window=5294",
             "--victim-set", "fc_width=16", "--gan-set", "epochs=1000", "--gan-set", "val_clips=2",
-            "--no-smoke", "--victim-share", "0.3", "--gan-share", "0.6", "--eval-share", "0.95",
+            "--no-smoke", "--victim-share", "0.1", "--gan-share", "0.2", "--eval-share", "0.95",
             "--cost-early", "--cost-clips", "1",
         ]
     )  # fmt: skip
@@ -203,10 +203,10 @@ def test_gpu_issues_schedule_on_cpu(tmp_path):
         [
             "--data", str(Path(__file__).resolve().parent.parent / "src/ssgan/bundled"),
             "--work", str(work), "--out", str(out), "--device", "cpu", "--profile", "smoke",
-            "--budget", "100", "--threads", "1", "--probe-epochs", "2", "--models",
+            "--budget", "240", "--threads", "1", "--probe-epochs", "2", "--models",
             "envnet,logmel", "--victim-epochs", "1000", "--victim-set", "window=5294",
             "--victim-set", "fc_width=16", "--gan-epochs", "1000", "--gan-steps", "2",
-            "--gan-set", "val_clips=2", "--victim-share", "0.2", "--gan-share", "0.45",
+            "--gan-set", "val_clips=2", "--victim-share", "0.0833", "--gan-share", "0.1875",
             "--robustness-methods", "",
         ]
     )  # fmt: skip

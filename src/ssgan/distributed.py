@@ -14,6 +14,7 @@ one item); ``ssgan.evaluation`` merges the ranks' records back into the original
 from __future__ import annotations
 
 import logging
+import gc
 import os
 import pickle
 import re
@@ -124,10 +125,25 @@ def init_from_env(device: str | torch.device = "cpu") -> bool:
     return True
 
 
-def shutdown() -> None:
-    """Leave the process group (if any)."""
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+def shutdown(completed: bool = False) -> None:
+    """Leave the process group (if any).
+
+    ``completed``: this rank finished its work, so it first waits for the others; a rank that
+    leaves early closes its gloo connections under a peer still using them. The garbage
+    collection frees unreachable ``DistributedDataParallel`` wrappers (held in reference cycles)
+    while the interpreter is alive: their reducers keep the group's worker threads running, and
+    torn down during interpreter exit those abort the process (SIGABRT).
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    gc.collect()
+    if completed and dist.get_world_size() > 1:
+        try:
+            dist.barrier()
+        except RuntimeError:  # a peer died: nothing to wait for
+            pass
+    dist.destroy_process_group()
+    gc.collect()
 
 
 @contextmanager

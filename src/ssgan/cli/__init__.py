@@ -47,6 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     from ssgan import distributed
 
+    completed = False
     try:
         if distributed.launched():  # started by torchrun with several processes
             if not getattr(args, "data_parallel", False):
@@ -58,7 +59,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             distributed.init_from_env(getattr(args, "device", "cpu"))
             if hasattr(args, "device"):
                 args.device = str(distributed.local_device(args.device))
-        return int(args.func(args) or 0)
+        status = int(args.func(args) or 0)
+        completed = True
+        return status
     except SSGANError as exc:
         where = f"(rank {distributed.rank()}) " if distributed.is_active() else ""
         print(f"ssgan: error: {where}{exc}", file=sys.stderr)
@@ -67,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("ssgan: interrupted", file=sys.stderr)
         return 130
     finally:
-        distributed.shutdown()
+        distributed.shutdown(completed)
 
 
 if __name__ == "__main__":  # pragma: no cover
