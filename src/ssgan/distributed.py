@@ -13,8 +13,9 @@ one item); ``ssgan.evaluation`` merges the ranks' records back into the original
 
 from __future__ import annotations
 
-import logging
+import contextlib
 import gc
+import logging
 import os
 import pickle
 import re
@@ -138,10 +139,8 @@ def shutdown(completed: bool = False) -> None:
         return
     gc.collect()
     if completed and dist.get_world_size() > 1:
-        try:
+        with contextlib.suppress(RuntimeError):  # a peer died: nothing to wait for
             dist.barrier()
-        except RuntimeError:  # a peer died: nothing to wait for
-            pass
     dist.destroy_process_group()
     gc.collect()
 
