@@ -11,7 +11,10 @@ measures it in the box [0, 1] (docs/snr.md). This script attacks the test split 
 
 each through ``ssgan.evaluation.evaluate_attack`` (records, summary and report under
 ``--out/<row>``; a row already there is read back, so the script resumes), and prints one table
-with ASR, MSNR (true) and MSNR (box). C&W is left out: it minimises the perturbation rather than
+with ASR, MSNR (true) and MSNR (box). A second table splits each row's ASR between the test clips
+with a same-recording clip in the training set (ESC ``src_file``, UrbanSound8K ``fsID``) and
+those without: under the paper's random split most test clips have one, under the official
+folds none. C&W is left out: it minimises the perturbation rather than
 keeping a budget, and costs ~40 s a clip on 2 CPU cores.
 
     python research/paper_budget.py --victim runs/victim --generator runs/table2_box/ssgan_1.6s \\
@@ -25,6 +28,8 @@ import json
 import math
 from pathlib import Path
 from typing import Any
+
+from split_overlap import source_of
 
 from ssgan.attacks.fgm import FGM
 from ssgan.attacks.noise import GaussianNoise
@@ -49,6 +54,20 @@ def _fmt(v: Any, pct: bool = False) -> str:
     return f"{100 * v:.1f} %" if pct else f"{v:.1f}"
 
 
+def by_sibling(records: Path, dataset: str, seen: set[str]) -> dict[str, dict[str, int]]:
+    """Clips right and fooled among the test clips with / without a same-recording clip in
+    training, from an evaluation's records."""
+    groups = {"with sibling": {"right": 0, "fooled": 0}, "without": {"right": 0, "fooled": 0}}
+    for line in records.read_text(encoding="utf-8").splitlines():
+        r = json.loads(line)
+        if not r.get("correct"):
+            continue
+        g = groups["with sibling" if source_of(dataset, r["file"]) in seen else "without"]
+        g["right"] += 1
+        g["fooled"] += bool(r["success"])
+    return groups
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--victim", required=True)
@@ -70,7 +89,8 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     saved.write_text(json.dumps(settings, indent=1) + "\n")
     victim, _ = load_victim(args.victim, checkpoint="last")
-    _, test = make_split(load_dataset(args.dataset, args.root), args.split)
+    train, test = make_split(load_dataset(args.dataset, args.root), args.split)
+    seen = {source_of(args.dataset, c.name) for c in train.clips}
     snr = {"snr_db": args.snr, "snr_convention": "box"}
     rows = {
         "ssgan": lambda: SSGANAttack.from_run(args.generator, checkpoint="last"),
@@ -89,6 +109,16 @@ def main() -> None:
             f"| {name} | {_fmt(s.get('asr'), pct=True)} | {_fmt(s.get('msnr_db'))} | "
             f"{_fmt(s.get('msnr_box_db'))} | {s.get('n_right')} / {s.get('n_success')} |"
         )
+    siblings = {name: by_sibling(out / name / "records.jsonl", args.dataset, seen) for name in rows}
+    print(
+        "\n| attack | fooled / right, test clips with a same-recording clip in training | without |"
+    )
+    print("|---|---:|---:|")
+    for name, g in siblings.items():
+        w, wo = g["with sibling"], g["without"]
+        print(f"| {name} | {w['fooled']} / {w['right']} | {wo['fooled']} / {wo['right']} |")
+    for name, g in siblings.items():
+        results[name]["by_sibling"] = g
     (out / "paper_budget.json").write_text(json.dumps(results, indent=1, default=str) + "\n")
 
 
