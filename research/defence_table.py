@@ -5,7 +5,7 @@ writes a Markdown table (victims as rows; per attack: ASR, MSNR over the success
 accuracy ``ACC x (1 - ASR)``: the share of all test clips the victim gets right and keeps right
 under the attack) and the same as JSON. Example (docs/robustness.md has the runs behind it):
 
-    python research/defence_table.py --out benchmarks/results/defence_cpu.json \\
+    python research/defence_table.py --out docs/results/robustness/defence_cpu.json \\
         --eval "EnvNet" "SSGAN (fixed G)" runs/defence/eval_victim_esc10_ssgan_fixed \\
         --eval "EnvNet" "PGD" runs/defence/eval_victim_esc10_pgd ...
 """

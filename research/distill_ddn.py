@@ -1,7 +1,7 @@
 """Amortise the minimum-norm search into the generator: regress G onto cached DDN perturbations.
 
 The query-free generator learns from the victim's margin on one window at a time and plateaus at
-9-12 % validation ASR (docs/recipe.md); DDN finds, per clip, a perturbation that flips the
+9-12 % validation ASR (docs/notebook/recipe.md); DDN finds, per clip, a perturbation that flips the
 victim's whole-clip decision (10-crop average) at ~33 dB. This script asks whether G can learn
 that mapping from examples: DDN is run once on every training clip (against the victim's own
 prediction, so every clip gives a target), and G is trained victim-free to point where DDN
@@ -16,7 +16,7 @@ run (``--work``/G), so ``research/query_budget.py`` can score it with the attack
 
 Usage (from the repository root):
     python research/distill_ddn.py --victim runs/victim_esc10 --root ../shared/data/ESC-50 \\
-        --steps 2000 --work runs/distill --out benchmarks/results/distill_ddn.json
+        --steps 2000 --work runs/distill --out docs/notebook/results/distill_ddn.json
 """
 
 from __future__ import annotations

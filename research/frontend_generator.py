@@ -23,7 +23,7 @@ validation clips (the held-out tenth of the training split, never the test split
 
 Usage (from the repository root):
     python research/frontend_generator.py --victim runs/victim_esc10 \\
-        --root ../shared/data/ESC-50 --steps 400 --out benchmarks/results/frontend_generator.json
+        --root ../shared/data/ESC-50 --steps 400 --out docs/notebook/results/frontend_generator.json
 """
 
 from __future__ import annotations

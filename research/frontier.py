@@ -18,7 +18,7 @@ and ``box`` (``s`` dB below ``x + 1``, [16]'s convention, the paper's; key ``asr
 
 Usage (from the repository root):
     python research/frontier.py --victim runs/victim_esc10 --generator runs/g \\
-        --root ../shared/data/ESC-50 --out benchmarks/results/frontier.json
+        --root ../shared/data/ESC-50 --out docs/notebook/results/frontier.json
 
 Writes the tables (JSON and Markdown), ``frontier.png`` (ASR against SNR, a line per attack, a
 panel per convention) and a self-contained ``frontier.html`` (the plot and the tables inline)

@@ -1,6 +1,6 @@
 """Loss balance: how hard each term of SSGAN's generator loss pulls on delta, by amplitude.
 
-A diagnostic for the generator's two failure modes seen on real data (docs/history.md, "On a GPU"):
+A diagnostic for the generator's two failure modes seen on real data (docs/notebook/history.md, "On a GPU"):
 noise pinned at ``max_delta``, or delta shrunk to nothing. For training crops of the victim's
 own training clips and sign-noise perturbations of amplitude ``a`` (what a saturated generator
 emits), it measures per example the length of the gradient with respect to delta of
@@ -18,7 +18,7 @@ example-specific directions can cancel and the shrinking of delta, the same for 
 adds up. (D's term is left out: its pull depends on how far D has been trained.)
 
     python research/loss_balance.py --victim runs/envnet_esc10_cpu \\
-        --root ../shared/data/ESC-50 --checkpoint last --out benchmarks/results/loss_balance.json
+        --root ../shared/data/ESC-50 --checkpoint last --out docs/notebook/results/loss_balance.json
 """
 
 from __future__ import annotations

@@ -71,7 +71,7 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     # stages, kernel-3 blocks); the victim classifies 1.5 s windows. 4 stages and kernel-9
     # blocks see 1.08 s at about the same cost a step.
     "snr30-rf1s": ("cpu", [*_SNR, "snr_db=30", "g_down=4", "g_block_kernel=9"]),
-    # A learned universal waveform inside G (docs/recipe.md, fifth sweep).
+    # A learned universal waveform inside G (docs/notebook/recipe.md, fifth sweep).
     "snr30-pattern": ("cpu", [*_SNR, "snr_db=30", "g_pattern=true"]),
     "snr30-front": ("cpu", [*_SNR, "snr_db=30", "g_front=true"]),
     # The front-end G trained on whole 5 s clips as one segment (its SNR per clip), scored by
@@ -82,7 +82,7 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     # The same whole clips, scored by the window network on 4 windows at random offsets (a
     # later --set wins).
     "snr30-front-clipwin": ("cpu", [*_FRONT_CLIP, "victim_view=windows", "victim_crops=4"]),
-    # G as a complex mask on the input's own STFT (docs/recipe.md, eighth sweep): on the
+    # G as a complex mask on the input's own STFT (docs/notebook/recipe.md, eighth sweep): on the
     # recipe's 1.6 s crops, and on whole 5 s clips scored as the front-end G's clip variant.
     "snr30-spectral": ("cpu", [*_SNR, "snr_db=30", "g_spectral=true"]),
     "snr30-spectral-clip": ("cpu", [*_FRONT_CLIP, "g_front=false", "g_spectral=true"]),

@@ -7,7 +7,7 @@ so a test clip can have a sibling from the same recording in the training set (i
 difference (a)). Reads file names only, decodes no audio.
 
     python research/split_overlap.py --data ../shared/data \
-        --out research/results/split_overlap.json
+        --out docs/results/split_overlap.json
     # + a victim's accuracy on the test clips with and without a sibling in training
     python research/split_overlap.py --data ../shared/data --victim runs/victim_paper_split \
         --dataset esc10 --split paper
