@@ -19,7 +19,8 @@ from typing import Any
 import common
 import torch
 
-from ssgan.models.generator import Generator
+from ssgan.models.generators import build_generator
+from ssgan.models.generators.spec import GeneratorSpec
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict[str, Any]] = []
     with common.num_threads(args.threads):
         torch.manual_seed(0)
-        g = Generator().eval()
+        g = build_generator(GeneratorSpec()).eval()
         x = torch.randn(args.segments, 25_600) * 0.1
         audio_s = x.numel() / 16_000
         t0 = time.perf_counter()

@@ -31,10 +31,11 @@ import torch
 from ssgan.attacks.ssgan import SSGANAttack
 from ssgan.models import discriminator as d_module
 from ssgan.models import envnet as envnet_module
-from ssgan.models import generator as g_module
 from ssgan.models.discriminator import Discriminator
 from ssgan.models.envnet import EnvNet, EnvNetV2
-from ssgan.models.generator import Generator
+from ssgan.models.generators import build_generator
+from ssgan.models.generators import convolutional as g_module
+from ssgan.models.generators.spec import GeneratorSpec
 from ssgan.models.victim import ClipClassifier
 
 _PATCHED = (envnet_module, g_module, d_module)
@@ -82,7 +83,8 @@ def _cases(args: argparse.Namespace) -> list[tuple[str, Callable[[], object]]]:
     bf16 = common.bf16_supported()
     fc = 16 if args.quick else 4096
 
-    attack = SSGANAttack.from_generator(Generator().eval(), segment_seconds=1.6)
+    generator = build_generator(GeneratorSpec()).eval()
+    attack = SSGANAttack.from_generator(generator, segment_seconds=1.6)
     clips = torch.randn(args.clips, clip_samples) * 0.1
 
     def generate(autocast: bool) -> Callable[[], object]:

@@ -9,8 +9,8 @@ dependent (the ReLU masks and the max-pool's winners route it), and all the vict
 hard-to-learn work of the rest of the network is in the small map ``dL/dp`` (40 x 150 for a
 1.5 s window).
 
-This G (``Generator(front=...)``, ``ssgan.models.front_end``) keeps a frozen copy of the
-victim's front end (about 13 k weights: white-box knowledge of the attacked model, as the
+This G (``GeneratorSpec(front=...)``, ``ssgan.models.generators.front_end``) keeps a frozen copy
+of the victim's front end (about 13 k weights: white-box knowledge of the attacked model, as the
 paper's G has through training) and learns only ``u``, a small 1-D convolutional network from
 ``p(x)`` to a map of ``p``'s shape; its output is ``J_p(x)^T u(p(x))`` rescaled to exactly
 ``--snr`` dB. With ``u = dL/dp`` it is the victim's
@@ -62,7 +62,7 @@ def _fools(victim: Any, x: Tensor, delta: Tensor, y: int) -> bool:
 def score(G: nn.Module, victim: Any, clips: list[Tensor], labels: list[int],
           snr: float) -> dict[str, float]:  # fmt: skip
     """Fooled fraction of the clips the victim gets right: G, FGM and noise, all at ``snr`` dB."""
-    from ssgan.models.generator import scale_to_snr
+    from ssgan.models.generators.base import scale_to_snr
 
     G.eval()
     n_right, fooled = 0, {"G": 0, "fgm": 0, "noise": 0}
@@ -85,8 +85,9 @@ def score(G: nn.Module, victim: Any, clips: list[Tensor], labels: list[int],
 
 def main(argv: list[str] | None = None) -> int:
     from ssgan.data import load_dataset, make_split
-    from ssgan.models.front_end import front_spec
-    from ssgan.models.generator import Generator
+    from ssgan.models.generators import build_generator
+    from ssgan.models.generators.front_end import front_spec
+    from ssgan.models.generators.spec import GeneratorSpec
     from ssgan.models.victim import load_victim
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -118,8 +119,10 @@ def main(argv: list[str] | None = None) -> int:
     labels = list(train.labels())
     val_clips, val_labels = [w.float() for w in val.waveforms()], list(val.labels())
 
-    G = Generator(
-        output="snr", snr_db=args.snr, channels=args.hidden // 8, front=front_spec(victim)
+    G = build_generator(
+        GeneratorSpec(
+            output="snr", snr_db=args.snr, channels=args.hidden // 8, front=front_spec(victim)
+        )
     )
     G.load_front(victim)
     opt = torch.optim.Adam(G.parameters(), lr=args.lr)

@@ -51,7 +51,7 @@ def asr_key(convention: str) -> str:
 def at_snr(x: Tensor, direction: Tensor, snr: float, convention: str = "true") -> Tensor:
     """``x + direction`` with the direction rescaled per clip to exactly ``snr`` dB in
     ``convention``."""
-    from ssgan.models.generator import scale_to_snr
+    from ssgan.models.generators.base import scale_to_snr
 
     return (x + scale_to_snr(direction, x, snr, convention)).clamp(-1.0, 1.0)
 

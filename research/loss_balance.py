@@ -68,10 +68,11 @@ def _generator_pulls(
     the lengths of the gradients of ``alpha * L_adv`` and ``beta * L_pert`` (batch means, as in
     the G step) with respect to G's weights, and the cosine between them (< 0: they oppose)."""
     from ssgan.losses import margin_loss, perturbation_loss
-    from ssgan.models.generator import Generator
+    from ssgan.models.generators import build_generator
+    from ssgan.models.generators.spec import GeneratorSpec
 
     torch.manual_seed(args.seed)
-    g = Generator(max_delta=max_delta).to(x.device)
+    g = build_generator(GeneratorSpec(max_delta=max_delta)).to(x.device)
     params = [p for p in g.parameters() if p.requires_grad]
     delta = g(x).float()
     adv = args.alpha * margin_loss(victim(x + delta), y, args.margin)

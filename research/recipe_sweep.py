@@ -160,7 +160,7 @@ def _reference_asr(
     from ssgan.attacks.base import input_gradient
     from ssgan.data import segments as sip
     from ssgan.metrics import attack_success_rate
-    from ssgan.models.generator import scale_to_snr
+    from ssgan.models.generators.base import scale_to_snr
     from ssgan.models.victim import load_victim
 
     victim, _ = load_victim(args.victim, checkpoint=args.victim_checkpoint)

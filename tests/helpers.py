@@ -33,7 +33,9 @@ from conftest import synth_batch
 from ssgan.attacks.ssgan import GAN_KIND
 from ssgan.io import flatten_state_dicts, save_checkpoint
 from ssgan.models.envnet import ENVNET_MIN_WINDOW, ENVNET_WINDOW, MODELS
-from ssgan.models.generator import Generator
+from ssgan.models.generators import build_generator
+from ssgan.models.generators.base import Generator
+from ssgan.models.generators.spec import GeneratorSpec
 from ssgan.models.victim import VICTIM_KIND
 from ssgan.training.gan import PROFILES
 from ssgan.training.victim import VictimTrainConfig
@@ -119,7 +121,7 @@ G_SHAPE = {"channels": 2, "n_down": 1, "n_blocks": 1, "block_kernel": 3, "max_de
 
 def make_generator(seed: int = 0) -> Generator:
     """A small generator with seeded random weights (no global RNG)."""
-    g = Generator(**G_SHAPE)
+    g = build_generator(GeneratorSpec(**G_SHAPE))
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for p in g.parameters():

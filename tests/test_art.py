@@ -30,7 +30,8 @@ from ssgan.art import (
 )
 from ssgan.attacks import DDN, FGSM, UAPIterative
 from ssgan.attacks.ssgan import SSGANAttack
-from ssgan.models.generator import Generator
+from ssgan.models.generators import build_generator
+from ssgan.models.generators.spec import GeneratorSpec
 
 pytestmark = pytest.mark.slow
 
@@ -102,7 +103,9 @@ def test_victim_from_art_refuses_what_it_cannot_reproduce(tiny_victim) -> None:
 def _ssgan() -> SSGANAttack:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        g = Generator(channels=4, n_blocks=1, output="snr", snr_db=-10.0).eval()
+        g = build_generator(
+            GeneratorSpec(channels=4, n_blocks=1, output="snr", snr_db=-10.0)
+        ).eval()
     return SSGANAttack.from_generator(g, segment_seconds=1000 / SR)
 
 

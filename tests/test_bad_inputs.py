@@ -393,7 +393,7 @@ def _api_cases():
     from ssgan.attacks.ssgan import SSGANAttack
     from ssgan.data import segments
     from ssgan.metrics import snr_db
-    from ssgan.models.generator import Generator
+    from ssgan.models.generators.spec import GeneratorSpec
     from ssgan.models.victim import ClipClassifier, crop_starts
     from ssgan.streaming import attack_file
 
@@ -409,8 +409,8 @@ def _api_cases():
         "hop-too-big": (lambda: segments.split_overlapping(x, 10, 20), ValueError, "hop=20"),
         "crops-empty": (lambda: segments.random_crops([], 10), ValueError, "at least one"),
         "snr-shape": (lambda: snr_db(x, torch.zeros(2, 99)), ValueError, ""),
-        "generator-kernel": (lambda: Generator(block_kernel=2), ValueError, "2"),
-        "generator-delta": (lambda: Generator(max_delta=1.5), ValueError, "1.5"),
+        "generator-kernel": (lambda: GeneratorSpec(block_kernel=2), ValueError, "2"),
+        "generator-delta": (lambda: GeneratorSpec(max_delta=1.5), ValueError, "1.5"),
         "attack-chunk": (lambda: SSGANAttack(chunk_segments=0), ValueError, "chunk_segments"),
         "attack-seconds": (lambda: SSGANAttack(segment_seconds=-1.0), ValueError, "-1"),
         "clip-window": (lambda: ClipClassifier(torch.nn.Identity(), window=0), ValueError, "0"),

@@ -118,11 +118,12 @@ def test_epoch_anatomy_under_both_allocators(tmp_path):
 
 def test_layout_before_is_the_legacy_nchw_path(tmp_path):
     layout = _load("layout")
-    from ssgan.models.generator import Generator
+    from ssgan.models.generators import build_generator
+    from ssgan.models.generators.spec import GeneratorSpec
 
     # The first conv's output layout is inherited by every layer after it.
     seen: list[tuple[int, ...]] = []
-    model = Generator()
+    model = build_generator(GeneratorSpec())
     model.net[0].register_forward_hook(lambda _m, _i, out: seen.append(out.stride()))
     with torch.no_grad():
         with layout.legacy_layout():

@@ -10,7 +10,8 @@ import torch
 
 from conftest import synth_batch
 from ssgan.attacks.ssgan import SSGANAttack
-from ssgan.models.generator import Generator
+from ssgan.models.generators import build_generator
+from ssgan.models.generators.spec import GeneratorSpec
 from ssgan.targets import choose_targets
 from ssgan.training.gan import PROFILES, GANTrainConfig, fit_gan
 
@@ -18,10 +19,10 @@ from ssgan.training.gan import PROFILES, GANTrainConfig, fit_gan
 def test_generator_needs_a_target_exactly_when_conditional() -> None:
     x = torch.zeros(2, 500)
     with pytest.raises(ValueError, match="needs target="):
-        Generator(num_classes=4)(x)
+        build_generator(GeneratorSpec(num_classes=4))(x)
     with pytest.raises(ValueError, match="not class-conditional"):
-        Generator()(x, target=torch.tensor([0, 1]))
-    g = Generator(num_classes=4, output="snr")
+        build_generator(GeneratorSpec())(x, target=torch.tensor([0, 1]))
+    g = build_generator(GeneratorSpec(num_classes=4, output="snr"))
     x = torch.randn(2, 500)
     # Zero-initialised embedding: before training every target gives the same perturbation.
     torch.testing.assert_close(g(x, target=torch.tensor([0, 0])), g(x, target=torch.tensor([3, 2])))

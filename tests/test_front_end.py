@@ -1,4 +1,5 @@
-"""The generator that acts through a copy of the victim's front end (ssgan.models.front_end)."""
+"""The generator that acts through a copy of the victim's front end
+(ssgan.models.generators.front_end)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from ssgan.attacks.ssgan import SSGANAttack
 from ssgan.gan_validation import validate_generator
 from ssgan.metrics import snr_db
 from ssgan.models.envnet import EnvNet, EnvNetV2, _swap
-from ssgan.models.front_end import FrontEnd, front_spec
-from ssgan.models.generator import Generator
+from ssgan.models.generators import build_generator
+from ssgan.models.generators.front_end import FrontEnd, front_spec
+from ssgan.models.generators.spec import GeneratorSpec
 from ssgan.models.layout import waveform_map
 from ssgan.models.logmel import LogMelCNN
 from ssgan.models.victim import ClipClassifier
@@ -67,7 +69,7 @@ def test_transpose_of_the_victim_gradient_map_is_the_victim_input_gradient(kind:
 
 def test_generator_with_a_front_end_any_length_exact_snr_and_what_trains() -> None:
     net = _net(EnvNet)
-    G = Generator(output="snr", snr_db=25.0, front=front_spec(net))
+    G = build_generator(GeneratorSpec(output="snr", snr_db=25.0, front=front_spec(net)))
     G.load_front(net)
     torch.testing.assert_close(G.front_end.weight2, net.front[1][0].weight)
     assert all(not name.startswith("front_end") for name, _ in G.named_parameters())
@@ -84,11 +86,11 @@ def test_generator_with_a_front_end_any_length_exact_snr_and_what_trains() -> No
     (G(x) * torch.randn(3, 4000)).sum().backward()
     assert all(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in G.parameters())
     with pytest.raises(ValueError, match="front= needs output='snr'"):
-        Generator(output="tanh", front=front_spec(net))
+        build_generator(GeneratorSpec(output="tanh", front=front_spec(net)))
     with pytest.raises(ValueError, match="context=True"):
-        Generator(output="snr", context=True, front=front_spec(net))
+        build_generator(GeneratorSpec(output="snr", context=True, front=front_spec(net)))
     with pytest.raises(ValueError, match="built without front="):
-        Generator().load_front(net)
+        build_generator(GeneratorSpec()).load_front(net)
 
 
 @pytest.mark.parametrize(("n_blocks", "reach"), [(2, 5), (4, 29), (6, 125)])
@@ -99,7 +101,9 @@ def test_u_has_n_blocks_minus_one_dilated_layers_and_their_receptive_field(
     the output frame in the middle depends on exactly ``reach`` input frames."""
     torch.manual_seed(0)
     net = _net(EnvNet)
-    u = Generator(output="snr", front=front_spec(net), n_blocks=n_blocks).feature_net
+    u = build_generator(
+        GeneratorSpec(output="snr", front=front_spec(net), n_blocks=n_blocks)
+    ).feature_net
     dilations = [m.dilation[0] for m in u.rest if isinstance(m, torch.nn.Conv1d)]
     assert dilations == [2**i for i in range(1, n_blocks - 1)] + [1]
     feats = torch.rand(1, 40, 301, requires_grad=True)
@@ -107,12 +111,12 @@ def test_u_has_n_blocks_minus_one_dilated_layers_and_their_receptive_field(
     u.rest(u.first(torch.cat([feats, context], 1)))[0, :, 150].sum().backward()
     assert int((feats.grad[0].abs().sum(0) > 0).sum()) == reach
     with pytest.raises(ValueError, match="n_blocks >= 2"):
-        Generator(output="snr", front=front_spec(net), n_blocks=1)
+        build_generator(GeneratorSpec(output="snr", front=front_spec(net), n_blocks=1))
 
 
 def test_a_conditional_front_end_generator_needs_a_target_and_depends_on_it() -> None:
     net = _net(EnvNet)
-    G = Generator(output="snr", front=front_spec(net), num_classes=3)
+    G = build_generator(GeneratorSpec(output="snr", front=front_spec(net), num_classes=3))
     G.load_front(net)
     with torch.no_grad():
         G.feature_net.target_embedding.weight.normal_()

@@ -1,4 +1,4 @@
-"""SSGAN generator and discriminator (ssgan.models.generator / discriminator)."""
+"""SSGAN generator and discriminator (ssgan.models.generators / discriminator)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,12 @@ import pytest
 import torch
 
 from ssgan.models.discriminator import Discriminator
-from ssgan.models.generator import DEFAULT_MAX_DELTA, Generator
+from ssgan.models.generators import build_generator
+from ssgan.models.generators.spec import DEFAULT_MAX_DELTA, GeneratorSpec
+
+
+def _generator(**fields) -> torch.nn.Module:
+    return build_generator(GeneratorSpec(**fields))
 
 
 def _seeded(cls, seed: int = 0, **kwargs):
@@ -17,13 +22,13 @@ def _seeded(cls, seed: int = 0, **kwargs):
 
 @pytest.mark.parametrize("time", [1, 2, 15, 16, 17, 255, 256, 257, 1000, 25_600])
 def test_generator_keeps_any_length(time: int) -> None:
-    g = _seeded(Generator)
+    g = _seeded(_generator)
     x = torch.rand(2, time, generator=torch.Generator().manual_seed(time)) * 2 - 1
     assert g(x).shape == (2, time)
 
 
 def test_generator_respects_max_delta_even_when_saturated() -> None:
-    g = _seeded(Generator, max_delta=0.01)
+    g = _seeded(_generator, max_delta=0.01)
     with torch.no_grad():
         g.net[-1].bias.fill_(100.0)  # drive tanh into saturation
     with torch.no_grad():
@@ -33,7 +38,7 @@ def test_generator_respects_max_delta_even_when_saturated() -> None:
 
 
 def test_generator_is_per_example_and_differentiable() -> None:
-    g = _seeded(Generator)
+    g = _seeded(_generator)
     x = torch.rand(3, 500, generator=torch.Generator().manual_seed(1)) * 2 - 1
     batch = g(x)
     torch.testing.assert_close(g(x[1:2]), batch[1:2], rtol=1e-5, atol=1e-7)
@@ -46,10 +51,11 @@ def test_parameter_counts() -> None:
     def count(m: torch.nn.Module) -> int:
         return sum(p.numel() for p in m.parameters())
 
-    assert 30_000 <= count(Generator()) <= 40_000  # the ~30 K AdvGAN-sized G (docs/design.md)
-    assert count(Generator(channels=4, n_blocks=2)) < count(Generator())
+    default = _generator()
+    assert 30_000 <= count(default) <= 40_000  # the ~30 K AdvGAN-sized G (docs/design.md)
+    assert count(_generator(channels=4, n_blocks=2)) < count(default)
     assert 5_000 <= count(Discriminator()) <= 20_000
-    assert Generator().max_delta == DEFAULT_MAX_DELTA
+    assert default.max_delta == DEFAULT_MAX_DELTA
 
 
 @pytest.mark.parametrize("time", [1, 100, 1024, 25_600, 64_000])
@@ -63,7 +69,7 @@ def test_discriminator_outputs_probabilities(time: int) -> None:
 
 
 def test_models_are_seeded_reproducibly() -> None:
-    a, b = _seeded(Generator, 3), _seeded(Generator, 3)
+    a, b = _seeded(_generator, 3), _seeded(_generator, 3)
     for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
         assert torch.equal(pa, pb)
 
@@ -80,12 +86,12 @@ def test_models_are_seeded_reproducibly() -> None:
 )
 def test_generator_validates_arguments(kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
-        Generator(**kwargs)
+        _generator(**kwargs)
 
 
 def test_models_reject_wrong_shapes() -> None:
     with pytest.raises(ValueError, match="batch, time"):
-        Generator()(torch.zeros(5))
+        _generator()(torch.zeros(5))
     with pytest.raises(ValueError, match="batch, time"):
         Discriminator()(torch.zeros(1, 1, 5))
     with pytest.raises(ValueError, match="pool"):

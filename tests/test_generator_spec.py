@@ -12,9 +12,12 @@ import pytest
 import torch
 
 from ssgan.attacks.ssgan import SSGANAttack
-from ssgan.models.generator import Generator
-from ssgan.models.generator_spec import GeneratorSpec
-from ssgan.training.gan_config import PROFILES
+from ssgan.models.generators import build_generator
+from ssgan.models.generators.convolutional import ConvolutionalGenerator
+from ssgan.models.generators.front_end import FrontEndGenerator
+from ssgan.models.generators.spec import GeneratorSpec
+from ssgan.models.generators.spectral import SpectralGenerator
+from ssgan.training.gan_config import PROFILES, GANTrainConfig
 
 SPECS = [
     GeneratorSpec(),
@@ -39,7 +42,7 @@ def test_a_spec_survives_json_and_builds_the_generator_it_describes(spec) -> Non
     assert again == spec
     if spec.front:
         return  # a front-end G also needs a victim's front end (test_front_end.py)
-    g = Generator(spec)
+    g = build_generator(spec)
     assert g.spec == spec
     attack = SSGANAttack.from_generator(g, segment_seconds=0.05)
     assert attack.spec == spec and attack.snr_db == spec.snr_db
@@ -72,6 +75,37 @@ def test_the_pattern_spans_the_training_segment() -> None:
 def test_a_spec_that_makes_no_sense_is_refused_when_made(fields, message) -> None:
     with pytest.raises(ValueError, match=message):
         GeneratorSpec(**fields)
+
+
+@pytest.mark.parametrize(
+    ("spec", "architecture"),
+    [
+        (GeneratorSpec(channels=2, n_blocks=1), ConvolutionalGenerator),
+        (GeneratorSpec(output="snr", front=(4, 8, 1, 4, 8, 1, 16), n_blocks=2), FrontEndGenerator),
+        (GeneratorSpec(output="snr", spectral=True, channels=1, n_blocks=1), SpectralGenerator),
+    ],
+    ids=lambda v: getattr(v, "architecture", ""),
+)
+def test_the_factory_builds_the_architecture_the_spec_names(spec, architecture) -> None:
+    g = build_generator(spec)
+    assert type(g) is architecture and g.spec == spec
+    with torch.no_grad():
+        assert g(0.1 * torch.randn(2, 1000)).shape == (2, 1000)
+
+
+def test_a_disallowed_combination_is_refused_by_the_spec_alone() -> None:
+    """The config and the attack add nothing of their own: the spec's message, once."""
+    with pytest.raises(ValueError, match="spectral=True needs") as by_spec:
+        GeneratorSpec(output="snr", spectral=True, context=True)
+    message = str(by_spec.value)
+    assert "output='snr'" in message and "context=True" in message  # what to change, named
+    with pytest.raises(ValueError) as by_config:
+        GANTrainConfig(g_output="snr", g_spectral=True, g_context=True)
+    assert str(by_config.value).startswith(message)
+    assert str(by_config.value).count("spectral=True needs") == 1
+    with pytest.raises(ValueError) as by_attack:
+        SSGANAttack(spectral=True, context=True)
+    assert str(by_attack.value) == message
 
 
 def test_unknown_fields_are_named() -> None:

@@ -15,7 +15,8 @@ from ssgan.attacks.base import input_gradient
 from ssgan.attacks.ssgan import SSGANAttack
 from ssgan.gan_validation import validate_generator
 from ssgan.metrics import snr_db
-from ssgan.models.generator import Generator
+from ssgan.models.generators import build_generator
+from ssgan.models.generators.spec import GeneratorSpec
 from ssgan.models.victim import ClipClassifier
 from ssgan.training.gan import PROFILES, g_step, make_state, train_gan
 
@@ -29,7 +30,9 @@ def _victim(seed: int = 0) -> ClipClassifier:
 
 
 def test_untrained_gradient_generator_is_the_l2_fast_gradient_method() -> None:
-    G = Generator(channels=4, n_blocks=1, output="snr", snr_db=30.0, grad_input=True)
+    G = build_generator(
+        GeneratorSpec(channels=4, n_blocks=1, output="snr", snr_db=30.0, grad_input=True)
+    )
     attack = SSGANAttack.from_generator(G.eval(), segment_seconds=800 / 16000)
     victim = _victim()
     x, y = synth_batch(3, 800, seed=4)
@@ -45,16 +48,16 @@ def test_untrained_gradient_generator_is_the_l2_fast_gradient_method() -> None:
 
 
 def test_gradient_generator_refuses_a_missing_or_unwanted_gradient() -> None:
-    G = Generator(channels=2, n_blocks=0, output="snr", grad_input=True)
+    G = build_generator(GeneratorSpec(channels=2, n_blocks=0, output="snr", grad_input=True))
     x = torch.randn(2, 500)
     with pytest.raises(ValueError, match="gradient"):
         G(x)
     with pytest.raises(ValueError, match="grad_input"):
-        Generator(channels=2, n_blocks=0, output="snr")(x, torch.randn(2, 500))
+        build_generator(GeneratorSpec(channels=2, n_blocks=0, output="snr"))(x, torch.randn(2, 500))
     with pytest.raises(ValueError, match="does not match"):
         G(x, torch.randn(2, 499))
     with pytest.raises(ValueError, match="output='snr'"):
-        Generator(grad_input=True)
+        build_generator(GeneratorSpec(grad_input=True))
     attack = SSGANAttack.from_generator(G, segment_seconds=0.01)
     with pytest.raises(ValueError, match="input gradient"):
         attack.perturbation(x)

@@ -8,7 +8,8 @@ from torch import nn
 
 from ssgan.models.discriminator import Discriminator
 from ssgan.models.envnet import EnvNet, EnvNetV2
-from ssgan.models.generator import Generator
+from ssgan.models.generators import build_generator
+from ssgan.models.generators.spec import GeneratorSpec
 from ssgan.models.layout import channels_last, waveform_map
 
 
@@ -63,7 +64,7 @@ def _conv_outputs(model: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
         (EnvNet(10, fc_width=16), 24_014),
         (EnvNetV2(10, fc_width=16), 24_180),
         (Discriminator(), 25_600),
-        (Generator(), 25_600),
+        (build_generator(GeneratorSpec()), 25_600),
     ],
     ids=["envnet", "envnetv2", "discriminator", "generator"],
 )

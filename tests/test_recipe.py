@@ -14,7 +14,9 @@ from helpers import SNR_CONFIG
 from ssgan.attacks.ssgan import SSGANAttack
 from ssgan.losses import margin_loss, targeted_margin_loss
 from ssgan.metrics import snr_db
-from ssgan.models.generator import Generator, scale_to_snr
+from ssgan.models.generators import build_generator
+from ssgan.models.generators.base import scale_to_snr
+from ssgan.models.generators.spec import GeneratorSpec
 from ssgan.models.victim import ClipClassifier
 from ssgan.training.gan import GANTrainConfig, _score, g_step, make_state
 from ssgan.training.gan_steps import _perturb
@@ -35,7 +37,7 @@ def test_scale_to_snr_is_exact_per_example_and_keeps_silence_silent() -> None:
 @pytest.mark.parametrize("time", [1, 257, 4000])
 def test_snr_generator_hits_its_snr_on_every_segment_and_is_differentiable(time: int) -> None:
     torch.manual_seed(0)
-    G = Generator(channels=4, n_blocks=1, output="snr", snr_db=27.0)
+    G = build_generator(GeneratorSpec(channels=4, n_blocks=1, output="snr", snr_db=27.0))
     x = torch.randn(4, time, requires_grad=True)
     delta = G(x)
     assert delta.shape == x.shape
@@ -45,7 +47,7 @@ def test_snr_generator_hits_its_snr_on_every_segment_and_is_differentiable(time:
     delta.sum().backward()
     assert all(p.grad is not None for p in G.parameters())
     with pytest.raises(ValueError, match="output"):
-        Generator(output="sigmoid")
+        build_generator(GeneratorSpec(output="sigmoid"))
 
 
 def test_unfooled_margin_ignores_fooled_examples() -> None:
@@ -112,7 +114,7 @@ def test_quietest_search_finds_the_quietest_fooling_scale() -> None:
     x = x - x.mean(dim=1, keepdim=True)
     x = 0.1 * x / x.pow(2).mean(dim=1, keepdim=True).sqrt()  # RMS exactly 0.1
     y = torch.zeros(4, dtype=torch.long)
-    G = Generator(channels=2, n_blocks=0, output="snr", snr_db=10.0)
+    G = build_generator(GeneratorSpec(channels=2, n_blocks=0, output="snr", snr_db=10.0))
     with torch.no_grad():  # a constant positive output: delta is a DC offset at 10 dB
         for p in G.parameters():
             p.zero_()
@@ -146,7 +148,9 @@ def test_best_epoch_must_reach_the_target_snr_before_asr_counts() -> None:
 
 def test_loudness_head_picks_an_snr_in_range_and_the_loss_trains_it() -> None:
     torch.manual_seed(0)
-    G = Generator(channels=4, n_blocks=1, output="snr", snr_db=30.0, loudness_range_db=10.0)
+    G = build_generator(
+        GeneratorSpec(channels=4, n_blocks=1, output="snr", snr_db=30.0, loudness_range_db=10.0)
+    )
     x = torch.randn(3, 2000)
     snr = 20 * torch.log10(x.norm(dim=1) / G(x).norm(dim=1))
     assert torch.allclose(snr, torch.full((3,), 30.0), atol=1e-3)  # zero-initialised head
@@ -156,7 +160,7 @@ def test_loudness_head_picks_an_snr_in_range_and_the_loss_trains_it() -> None:
     snr = 20 * torch.log10(x.norm(dim=1) / G(x).norm(dim=1))
     assert torch.allclose(snr, torch.full((3,), 40.0), atol=1e-3)
     with pytest.raises(ValueError, match="loudness_range_db"):
-        Generator(loudness_range_db=5.0)  # tanh output has no SNR to move
+        build_generator(GeneratorSpec(loudness_range_db=5.0))  # tanh output has no SNR to move
     cfg = dataclasses.replace(SNR_CONFIG, loudness_range_db=10.0, loudness_weight=1.0)
     state = make_state(cfg)
     xs, ys = synth_batch(4, 800, seed=3)
@@ -168,9 +172,9 @@ def test_loudness_head_picks_an_snr_in_range_and_the_loss_trains_it() -> None:
 def test_context_film_starts_as_the_plain_generator_and_sees_the_whole_segment() -> None:
     torch.manual_seed(0)
     # tanh output: an exact-SNR output would rescale by the whole segment's norm anyway
-    plain = Generator(channels=4, n_blocks=1)
+    plain = build_generator(GeneratorSpec(channels=4, n_blocks=1))
     torch.manual_seed(0)
-    ctx = Generator(channels=4, n_blocks=1, context=True)
+    ctx = build_generator(GeneratorSpec(channels=4, n_blocks=1, context=True))
     x = torch.randn(2, 4000)
     assert torch.allclose(plain(x), ctx(x), atol=1e-6)  # zero-initialised FiLM
     assert ctx.context is not None
@@ -187,7 +191,7 @@ def test_context_film_starts_as_the_plain_generator_and_sees_the_whole_segment()
 
 def test_pattern_is_a_universal_waveform_tiled_from_each_segment_start(tmp_path) -> None:
     torch.manual_seed(0)
-    g = Generator(channels=4, n_blocks=1, output="snr", pattern_samples=100)
+    g = build_generator(GeneratorSpec(channels=4, n_blocks=1, output="snr", pattern_samples=100))
     assert g.pattern is not None
     with torch.no_grad():
         for p in g.net.parameters():
@@ -207,4 +211,4 @@ def test_pattern_is_a_universal_waveform_tiled_from_each_segment_start(tmp_path)
     assert isinstance(loaded, SSGANAttack) and loaded.pattern_samples == 100
     assert torch.equal(loaded.generator.pattern, g.pattern)
     with pytest.raises(ValueError, match="pattern_samples"):
-        Generator(output="tanh", pattern_samples=10)
+        build_generator(GeneratorSpec(output="tanh", pattern_samples=10))

@@ -14,7 +14,7 @@ from torch import nn
 from conftest import TinyVictim
 from ssgan.data import bundled_root, load_dataset, make_split
 from ssgan.data.segments import random_crops
-from ssgan.models.generator import scale_to_snr
+from ssgan.models.generators.base import scale_to_snr
 from ssgan.training.gan import PROFILES, fit_gan
 
 CROP = 4000  # 0.25 s: the victim's window and the generator's segment

@@ -22,7 +22,8 @@ from ssgan.cli import build_parser
 from ssgan.cli.evaluate_attack import build_attack
 from ssgan.evaluation import evaluate_attack, read_records
 from ssgan.metrics import check_convention, snr_box_db, snr_db, snr_in
-from ssgan.models.generator import Generator
+from ssgan.models.generators import build_generator
+from ssgan.models.generators.spec import GeneratorSpec
 
 SR = 16_000
 TIME = 1600
@@ -178,7 +179,9 @@ def test_quietest_scale_and_refine_keep_the_loudest_snr_of_their_convention(conv
 
 @pytest.mark.parametrize("convention", CONVENTIONS)
 def test_ssgan_passes_its_convention_to_the_quietest_search(convention: str) -> None:
-    g = Generator(channels=4, n_blocks=1, output="snr", snr_db=50.0, snr_convention=convention)
+    g = build_generator(
+        GeneratorSpec(channels=4, n_blocks=1, output="snr", snr_db=50.0, snr_convention=convention)
+    )
     attack = SSGANAttack.from_generator(
         g.eval(), segment_seconds=100 / SR, quietest=True, search_min_snr_db=BUDGET_DB[convention]
     )

@@ -10,14 +10,16 @@ import torch
 from conftest import synth_batch, train_tiny_snr_gan
 from ssgan.attacks.ssgan import SSGANAttack
 from ssgan.metrics import snr_db
-from ssgan.models.generator import Generator
-from ssgan.models.spectral import SpectralMask
+from ssgan.models.generators import build_generator
+from ssgan.models.generators.base import Generator
+from ssgan.models.generators.spec import GeneratorSpec
+from ssgan.models.generators.spectral import SpectralMask
 from ssgan.training.gan import GANTrainConfig
 
 
 def _spectral(seed: int = 0, **kwargs) -> Generator:
     torch.manual_seed(seed)
-    return Generator(output="snr", spectral=True, channels=2, **kwargs)
+    return build_generator(GeneratorSpec(output="snr", spectral=True, channels=2, **kwargs))
 
 
 @pytest.mark.parametrize("time", [1, 100, 257, 4000, 25_601])
@@ -72,10 +74,10 @@ def test_spectral_generator_refuses_options_it_does_not_combine_with() -> None:
                    {"pattern_samples": 100}, {"loudness_range_db": 5.0}, {"n_blocks": 0}):  # fmt: skip
         args = {"output": "snr", "spectral": True, **kwargs}
         with pytest.raises(ValueError, match="spectral=True needs"):
-            Generator(**args)
+            build_generator(GeneratorSpec(**args))
     with pytest.raises(ValueError, match="not class-conditional"):
         _spectral()(torch.zeros(1, 1000), target=torch.zeros(1, dtype=torch.long))
-    with pytest.raises(ValueError, match="g_spectral=true needs"):
+    with pytest.raises(ValueError, match="spectral=True needs"):
         GANTrainConfig(g_spectral=True)  # the paper's tanh output
 
 

@@ -18,7 +18,9 @@ from ssgan.cli import main
 from ssgan.errors import CheckpointError
 from ssgan.gan_validation import validate_generator
 from ssgan.metrics import snr_db
-from ssgan.models.generator import Generator
+from ssgan.models.generators import build_generator
+from ssgan.models.generators.base import Generator
+from ssgan.models.generators.spec import GeneratorSpec
 from ssgan.training.gan import PROFILES, train_gan
 
 SR = 16_000
@@ -112,7 +114,7 @@ def test_any_length_keeps_the_length(time: int, overlap: bool) -> None:
 def _generator() -> Generator:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        return Generator(channels=4, n_blocks=1).eval()
+        return build_generator(GeneratorSpec(channels=4, n_blocks=1)).eval()
 
 
 def test_from_generator_reads_the_shape_and_refuses_a_contradicting_one() -> None:
@@ -206,7 +208,7 @@ def test_cli_attack_writes_adversarial_audio_at_the_input_level(tmp_path, traine
 def test_bfloat16_precision_keeps_the_bound_and_stays_close_to_float32() -> None:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(1)
-        g = Generator(channels=4, n_blocks=1, max_delta=0.01).eval()
+        g = build_generator(GeneratorSpec(channels=4, n_blocks=1, max_delta=0.01)).eval()
     with torch.no_grad():  # saturate the tanh: bf16(0.01) would round past the bound
         g.net[-1].bias.fill_(20.0)
     x = torch.rand(3, 777, generator=torch.Generator().manual_seed(0)) * 2 - 1

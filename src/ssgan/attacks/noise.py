@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from ssgan.attacks.base import Attack
 from ssgan.metrics import check_convention
-from ssgan.models.generator import scale_to_snr
+from ssgan.models.generators.base import scale_to_snr
 
 
 class GaussianNoise(Attack):

@@ -43,7 +43,9 @@ from ssgan.attacks.ddn import quietest_scale, refine_min_norm
 from ssgan.attacks.ssgan_run import GAN_KIND, attack_from_run, train_config
 from ssgan.data import segments as sip
 from ssgan.io import unflatten_state_dict
-from ssgan.models.generator import Generator, GeneratorSpec
+from ssgan.models.generators import build_generator
+from ssgan.models.generators.base import Generator
+from ssgan.models.generators.spec import GeneratorSpec
 
 logger = logging.getLogger(__name__)
 
@@ -60,12 +62,12 @@ class SSGANAttack(LearnedAttack):
         segment_seconds: ``t1``, the segment length G was trained on (1.6 s in the paper).
         overlap: crossfade half-overlapping segments instead of butting them.
         chunk_segments: how many segments go through G at once (bounds memory).
-        spec: the generator's shape and output (``ssgan.models.generator_spec.GeneratorSpec``),
+        spec: the generator's shape and output (``ssgan.models.generators.spec.GeneratorSpec``),
             or its fields as keywords (``channels=4, snr_db=25.0``: output defaults to
             ``"snr"`` here), read back as attributes (``attack.snr_db``); see
-            ``ssgan.models.generator.Generator`` for each (``front`` is
-            a victim's ``ssgan.models.front_end.front_spec``: ``fit`` copies that victim's front
-            end; ``spectral``: G is a complex mask on the segment's STFT). A
+            ``ssgan.models.generators.base.Generator`` for each (``front`` is a victim's
+            ``ssgan.models.generators.front_end.front_spec``: ``fit`` copies that victim's
+            front end; ``spectral``: G is a complex mask on the segment's STFT). A
             ``grad_input`` generator reads the victim's input gradient on the clip: one victim
             backward per call, so it queries the victim (its own row, "SSGAN + gradient",
             between SSGAN and FGM in cost).
@@ -182,7 +184,7 @@ class SSGANAttack(LearnedAttack):
         self._generator = module
 
     def _build_generator(self) -> Generator:
-        return Generator(self.spec)
+        return build_generator(self.spec)
 
     # ------------------------------------------------------------------ construction
 

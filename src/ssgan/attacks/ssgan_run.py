@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ssgan.errors import CheckpointError
 from ssgan.io import load_checkpoint, unflatten_state_dict
-from ssgan.models.generator_spec import GeneratorSpec
+from ssgan.models.generators.spec import GeneratorSpec
 from ssgan.pretrained import resolve_run
 from ssgan.training.gan_checkpoint import GAN_KIND
 

@@ -40,7 +40,7 @@ from ssgan.config import to_dict
 from ssgan.data.segments import random_crops
 from ssgan.errors import CheckpointError, OutputError, TrainingDivergedError
 from ssgan.io import append_json_line, atomic_write_json, json_safe, trim_metrics
-from ssgan.models.front_end import front_spec
+from ssgan.models.generators.front_end import front_spec
 from ssgan.models.victim import victim_frozen
 from ssgan.training import parallel
 from ssgan.training.gan_checkpoint import (

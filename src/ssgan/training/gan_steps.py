@@ -26,7 +26,8 @@ from torch import Tensor, nn
 from ssgan.data import segments as sip
 from ssgan.losses import discriminator_loss, generator_loss, input_gradient
 from ssgan.models.discriminator import Discriminator
-from ssgan.models.generator import Generator
+from ssgan.models.generators import build_generator
+from ssgan.models.generators.base import Generator
 from ssgan.models.victim import victim_frozen
 from ssgan.targets import choose_targets
 from ssgan.training.gan_config import GANTrainConfig
@@ -67,7 +68,7 @@ def make_state(config: GANTrainConfig, *, device: str | torch.device = "cpu") ->
     """Fresh G, D, Adam optimisers and step schedulers, initialised from ``config.seed``."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
-        G = Generator(config.generator_spec())
+        G = build_generator(config.generator_spec())
         D = Discriminator(mfe_channels=config.d_mfe_channels, del_channels=config.d_del_channels)
     G.to(device)
     D.to(device)

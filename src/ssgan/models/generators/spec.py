@@ -1,6 +1,6 @@
 """``GeneratorSpec``: a generator's shape and output, written once.
 
-Every field has one name, used by ``Generator`` (which builds from a spec), ``SSGANAttack``
+Every field has one name, used by ``build_generator`` (which builds G from a spec), ``SSGANAttack``
 (which holds one), the GAN run's checkpoint metadata (``to_dict`` / ``from_dict``) and the
 training config (``GANTrainConfig.generator_spec``, whose ``g_*`` settings map onto it in one
 table). The combinations that make no sense are refused here, once, when a spec is made.
@@ -41,9 +41,10 @@ is what the evaluation reports.
 
 @dataclass(frozen=True)
 class GeneratorSpec:
-    """The shape and output of an SSGAN generator (``ssgan.models.generator.Generator`` says
-    what each field does). Three architectures: the convolutional G (default), ``front`` (G
-    acts through a copy of the victim's front end) and ``spectral`` (a mask on the STFT)."""
+    """The shape and output of an SSGAN generator (``ssgan.models.generators.base.Generator``
+    says what each field does). Three architectures (``architecture``, one module each in
+    ``ssgan.models.generators``): the convolutional G (default), ``front`` (G acts through a
+    copy of the victim's front end) and ``spectral`` (a mask on the STFT)."""
 
     channels: int = 8
     n_down: int = 2

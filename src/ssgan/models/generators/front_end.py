@@ -1,4 +1,4 @@
-"""The victim's front end inside G: the generator's output as ``J_p(x)^T u(p(x))``.
+"""The front-end generator: G acts through a copy of the victim's front end (``spec.front``).
 
 A raw-waveform victim (EnvNet, EnvNet-v2) starts with a front end ``p(x)``: two Conv-BN-ReLU
 stages along time and a max-pool, a learned filterbank. Its input gradient has the form
@@ -14,6 +14,11 @@ G's reach; at attack time G evaluates no victim decision, only its copy of the f
 The copy is white-box knowledge of the victim (about 13 k weights for EnvNet), as the paper's G
 has the victim's gradients in training; it is stored with G's weights, so a saved generator
 needs no victim to attack.
+
+``FrontEndGenerator`` outputs ``J_p(x)^T u(p(x))``, ``u`` a ``FeatureMapNet`` of width
+``8 * channels`` with ``n_blocks - 1`` dilated layers (the default 4 gives 3), through the exact-SNR
+head of ``ssgan.models.generators.base``; ``n_down`` and ``block_kernel`` are unused.
+``load_front`` copies the victim's front end in when training starts.
 """
 
 from __future__ import annotations
@@ -24,9 +29,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ssgan.models.generators.base import Generator
+from ssgan.models.generators.spec import GeneratorSpec
 from ssgan.models.layout import channels_last, waveform_map
 
-__all__ = ["FeatureMapNet", "FrontEnd", "front_spec"]
+__all__ = ["FeatureMapNet", "FrontEnd", "FrontEndGenerator", "front_spec"]
 
 SPEC_FIELDS = ("out1", "kernel1", "stride1", "out2", "kernel2", "stride2", "pool")
 
@@ -182,3 +189,32 @@ class FeatureMapNet(nn.Module):
             scale, shift = self.target_embedding(target.to(h.device).long()).chunk(2, dim=1)
             h = h * (1 + scale[:, :, None]) + shift[:, :, None]
         return self.rest(h)
+
+
+class FrontEndGenerator(Generator):
+    """G as ``J_p(x)^T u(p(x))`` through its frozen copy ``front_end`` of the victim's front end."""
+
+    def __init__(self, spec: GeneratorSpec) -> None:
+        super().__init__(spec)
+        self.front_end = FrontEnd(spec.front)
+        self.feature_net = FeatureMapNet(
+            self.front_end.channels, 8 * spec.channels, spec.num_classes, layers=spec.n_blocks - 1
+        )
+
+    def _direction(
+        self, x: Tensor, grad: Tensor | None, target: Tensor | None
+    ) -> tuple[Tensor, float | Tensor]:
+        time = x.shape[1]
+        # Shorter than one pooled frame of the front end: zero-pad (the pad gets no output).
+        h = (
+            F.pad(x, (0, self.front_end.min_samples - time))
+            if time < self.front_end.min_samples
+            else x
+        )
+        p, saved, winners = self.front_end(h)
+        u = self.feature_net(p.to(h.dtype), target).float()
+        return self.front_end.transpose(u, saved, winners)[:, :time].float(), self.snr_db
+
+    def load_front(self, victim: nn.Module) -> None:
+        """Copy the victim's front end into G (done when training starts)."""
+        self.front_end.load_from(victim)

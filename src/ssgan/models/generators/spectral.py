@@ -1,4 +1,4 @@
-"""A time-frequency generator body: a complex mask on the input's own STFT.
+"""The spectral generator: G as a complex mask on the segment's own STFT (``spec.spectral``).
 
 ``SpectralMask`` maps a segment ``x (batch, time)`` to a direction ``g (batch, time)``:
 
@@ -10,9 +10,12 @@
 
 ``g`` is a time-varying filter of the signal itself: its energy lies under the signal's own
 spectrum, where a listener (and a band-limited channel) has the least chance to tell it apart,
-and it carries the input's structure that a waveform G must rebuild from samples. The caller
-(``Generator(spectral=True)``) scales ``g`` to the exact SNR. The STFT runs in float32 with
-autocast off: bf16's 8 mantissa bits would erase a perturbation 30 dB down.
+and it carries the input's structure that a waveform G must rebuild from samples. The STFT runs
+in float32 with autocast off: bf16's 8 mantissa bits would erase a perturbation 30 dB down.
+
+``SpectralGenerator`` is that mask ``16 * channels`` wide with ``n_blocks - 1`` dilated layers,
+through the exact-SNR head of ``ssgan.models.generators.base``; ``n_down`` and
+``block_kernel`` are unused.
 """
 
 from __future__ import annotations
@@ -21,7 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["SpectralMask"]
+from ssgan.models.generators.base import Generator
+from ssgan.models.generators.spec import GeneratorSpec
+
+__all__ = ["SpectralGenerator", "SpectralMask"]
 
 
 class _DilatedBlock(nn.Module):
@@ -78,3 +84,16 @@ class SpectralMask(nn.Module):
             masked = torch.complex(real, imag) * spec
             g = torch.istft(masked, self.n_fft, self.hop, window=window, length=h.shape[1])
         return g[:, :time]
+
+
+class SpectralGenerator(Generator):
+    """G as ``ISTFT(M(x) * STFT(x))``, the mask's network in ``spectral_mask``."""
+
+    def __init__(self, spec: GeneratorSpec) -> None:
+        super().__init__(spec)
+        self.spectral_mask = SpectralMask(16 * spec.channels, layers=spec.n_blocks - 1)
+
+    def _direction(
+        self, x: torch.Tensor, grad: torch.Tensor | None, target: torch.Tensor | None
+    ) -> tuple[torch.Tensor, float | torch.Tensor]:
+        return self.spectral_mask(x).float(), self.snr_db
