@@ -54,7 +54,8 @@ VICTIMS = ("envnet", "envnetv2", "logmel")  # the order of the transfer matrix
 #: Per-model victim settings over the ``paper`` profile. EnvNet-v2's official lr 0.1 diverged
 #: on ESC-10 (NaN from epoch 21 on the H200; docs/targeted.md); 0.01 trained it.
 MODEL_SETS = {"envnetv2": ["lr=0.01"]}
-#: The front-end G on whole 5 s clips, scored by the clip victim (docs/notebook/recipe.md, seventh sweep).
+#: The front-end G on whole 5 s clips, scored by the clip victim (docs/notebook/recipe.md,
+#: seventh sweep).
 FRONT_CLIP = ["segment_seconds=5", "victim_view=clip", "victim_crops=5"]
 #: PGD-L2 at eps 1.0 is ~30 dB below a typical ESC-10 clip (docs/targeted.md).
 PGD_L2 = ["norm=l2", "eps=1.0", "loss=margin"]

@@ -1,6 +1,7 @@
 """Loss balance: how hard each term of SSGAN's generator loss pulls on delta, by amplitude.
 
-A diagnostic for the generator's two failure modes seen on real data (docs/notebook/history.md, "On a GPU"):
+A diagnostic for the generator's two failure modes seen on real data (docs/notebook/history.md,
+"On a GPU"):
 noise pinned at ``max_delta``, or delta shrunk to nothing. For training crops of the victim's
 own training clips and sign-noise perturbations of amplitude ``a`` (what a saturated generator
 emits), it measures per example the length of the gradient with respect to delta of

@@ -78,8 +78,8 @@ ATTACK_TIME_ROWS: dict[str, dict[str, Any]] = {
     " + quietest": {"quietest": True},
     " + refine + quietest": {"refine_steps": None, "quietest": True},
 }
-#: Minimum-norm steps of the "+ refine" row (chosen on validation clips: docs/recipe.md), and of
-#: its control, the same search from zero (DDN) without a generator.
+#: Minimum-norm steps of the "+ refine" row (chosen on validation clips: docs/notebook/recipe.md),
+#: and of its control, the same search from zero (DDN) without a generator.
 REFINE_STEPS = {"smoke": 2, "demo": 5, "cpu": 10, "paper": 10}
 
 
@@ -113,7 +113,7 @@ def reproduce_table2(opts: ReproduceOptions, report: Reporter = log.info) -> Pat
         paper = [r for r in TABLE_II if r.label == f"SSGAN t1={float(t1)} s"]
         # The same generator with an attack-time step that queries the victim (each its own
         # row, never mixed with the query-free one): the quietest-scale search, and the
-        # minimum-norm refinement from G's output (docs/recipe.md, "Per-example loudness").
+        # minimum-norm refinement from G's output (docs/notebook/recipe.md, "Per-example loudness").
         for suffix, extra in ATTACK_TIME_ROWS.items():
             extra = {k: REFINE_STEPS[opts.profile] if v is None else v for k, v in extra.items()}
             label = suffix.replace("refine", f"refine {extra.get('refine_steps', '')}").rstrip()

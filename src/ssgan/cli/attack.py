@@ -125,8 +125,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 #: What ``--set attack.KEY=VALUE`` may change here, with the type of each. ``quietest`` and
-#: ``refine_steps`` are the attack-time steps that query the victim (docs/recipe.md): they need
-#: ``--victim``, and such a file is attacked in memory rather than streamed.
+#: ``refine_steps`` are the attack-time steps that query the victim (docs/notebook/recipe.md):
+#: they need ``--victim``, and such a file is attacked in memory rather than streamed.
 _STREAM_SETTINGS: dict[str, type] = {
     "overlap": bool,
     "chunk_segments": int,

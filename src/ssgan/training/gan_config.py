@@ -288,22 +288,23 @@ PROFILES: dict[str, GANTrainConfig] = {
     "smoke": GANTrainConfig(
         epochs=2, batch_size=8, steps_per_epoch=4, lr=1e-3, val_clips=8, lr_halve_every=10
     ),
-    # Minutes on the bundled clips: the cpu recipe with fewer steps (see docs/recipe.md).
+    # Minutes on the bundled clips: the cpu recipe with fewer steps (see docs/notebook/recipe.md).
     "demo": dataclasses.replace(
         _RECIPE, epochs=3, steps_per_epoch=50, lr_halve_every=2, snr_db=25.0, val_clips=32
     ),
-    # Our recipe, the default (docs/recipe.md has the sweep behind each choice): G's output at
-    # an exact SNR (no norm loss, so no collapse to nothing and no noise at a bound), no D, the
-    # margin on the victim's window network at a random offset inside the crop.
+    # Our recipe, the default (docs/notebook/recipe.md has the sweep behind each choice): G's
+    # output at an exact SNR (no norm loss, so no collapse to nothing and no noise at a bound), no
+    # D, the margin on the victim's window network at a random offset inside the crop.
     "cpu": _RECIPE,
     # The recipe with the gradient-informed G (it queries the victim's gradient at attack time:
     # its own row), scored on the clip victim with 2 crops so training keeps its FGM start
-    # (docs/recipe.md, "Whole clips and the gradient-informed generator").
+    # (docs/notebook/recipe.md, "Whole clips and the gradient-informed generator").
     "cpu-grad": dataclasses.replace(_RECIPE, g_grad=True, victim_view="clip", victim_crops=2),
     # The recipe with G acting through a copy of the victim's front end (EnvNet, EnvNet-v2
-    # victims only; docs/recipe.md, "G through the victim's front end"). u is 64 wide.
+    # victims only; docs/notebook/recipe.md, "G through the victim's front end"). u is 64 wide.
     "cpu-front": dataclasses.replace(_RECIPE, g_front=True),
-    # The recipe with G as a complex mask on the input's STFT (docs/recipe.md, eighth sweep).
+    # The recipe with G as a complex mask on the input's STFT (docs/notebook/recipe.md,
+    # eighth sweep).
     "cpu-spectral": dataclasses.replace(_RECIPE, g_spectral=True),
     # The paper's budget read as the paper reads it: the recipe at an exact SNR of 36.0 dB in
     # [16]'s box convention (ssgan.metrics), 0.3 dB above the paper's MSNR of 35.7 dB so that the
@@ -322,8 +323,8 @@ PROFILES: dict[str, GANTrainConfig] = {
         margin=5.0,
         max_delta=0.01,
     ),
-    # The paper's values (section V-A): a GPU job. Measured on an H200 against a 85.0 % EnvNet
-    # on ESC-10 (docs/history.md, "On a GPU"): test ASR 58.8-60.3 % at 5.7-6.2 dB for every t1, flat
-    # from epoch ~11 on; ESC-10 gives 18 steps an epoch where the paper's ESC-50 gave 112.
+    # The paper's values (section V-A): a GPU job. Measured on an H200 against a 85.0 % EnvNet on
+    # ESC-10 (docs/notebook/history.md, "On a GPU"): test ASR 58.8-60.3 % at 5.7-6.2 dB for every
+    # t1, flat from epoch ~11 on; ESC-10 gives 18 steps an epoch where the paper's ESC-50 gave 112.
     "paper": GANTrainConfig(),
 }

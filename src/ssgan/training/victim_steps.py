@@ -158,7 +158,7 @@ def train_step(
 def bf16_is_fast(device: torch.device) -> bool:
     """Whether bfloat16 autocast pays on ``device``: CUDA, or a CPU with native bfloat16
     (AVX512-BF16 or AMX, oneDNN's check). Without it the CPU emulates bfloat16, measured several
-    times slower than float32 for EnvNet (docs/recipe.md), so ``bf16=true`` falls back."""
+    times slower than float32 for EnvNet (docs/notebook/recipe.md), so ``bf16=true`` falls back."""
     if device.type != "cpu":
         return True
     try:

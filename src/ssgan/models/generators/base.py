@@ -7,7 +7,7 @@ direction into ``delta`` by one of the two outputs of ``GeneratorSpec.output``:
 - ``"tanh"``: ``delta = max_delta * tanh(direction)`` (the paper), so ``|delta| <= max_delta``;
 - ``"snr"``: the direction, optionally band-limited (``low_pass``), rescaled per segment to an
   exact SNR below it (``scale_to_snr``), so loudness is set by construction rather than traded
-  against the margin by a norm loss (docs/recipe.md says why).
+  against the margin by a norm loss (docs/notebook/recipe.md says why).
 
 ``low_pass`` is a zero-phase brick-wall mask on the spectrum: a perturbation with no energy
 above the cutoff survives a channel that drops that band (resampling to 8 kHz keeps < 4 kHz)

@@ -5,7 +5,7 @@ stages along time and a max-pool, a learned filterbank. Its input gradient has t
 ``grad_x L = J_p(x)^T dL/dp``: the transpose of the front end's Jacobian, which is cheap and
 input-dependent (the ReLU masks and the max-pool's winners route it), applied to the small map
 ``dL/dp`` that the rest of the network computes. A convolutional G on the waveform has to learn
-both parts from a few hundred clips and learns neither (docs/recipe.md, fourth and fifth
+both parts from a few hundred clips and learns neither (docs/notebook/recipe.md, fourth and fifth
 sweeps). ``FrontEnd`` is a frozen copy of the victim's front end with its transpose;
 ``FeatureMapNet`` is the small network G learns, from ``p(x)`` to a map of ``p``'s shape. With
 ``u = dL/dp`` the output is the victim's gradient, so the L2 fast gradient method is within

@@ -33,9 +33,9 @@ training. The hope was that the perturbation loss would pull the typical delta f
 (the paper's 30-36 dB is an RMS of ~0.002-0.004 at the median clip); measured, it does not: the
 `paper` profile trained to completion on a GPU pins delta at this bound (test ASR 58.8 % at
 5.7 dB on ESC-10, what sign noise at 0.05 does alone), and bounds of 0.002-0.01 shrink delta to
-nothing (ASR 0 %); ``research/loss_balance.py`` and docs/history.md ("On a GPU") say why. 0.05
-stays the default as the one bound with which the paper's recipe fools at all; the measured SNR
-is what the evaluation reports.
+nothing (ASR 0 %); ``research/loss_balance.py`` and docs/notebook/history.md ("On a GPU") say
+why. 0.05 stays the default as the one bound with which the paper's recipe fools at all; the
+measured SNR is what the evaluation reports.
 """
 
 
