@@ -57,10 +57,10 @@ def at_snr(x: Tensor, direction: Tensor, snr: float, convention: str = "true") -
 
 
 def _margin_grad(victim: nn.Module, x: Tensor, y: Tensor) -> Tensor:
-    from ssgan.attacks.base import margin
+    from ssgan.losses import logit_margin
 
     x = x.detach().requires_grad_(True)
-    (g,) = torch.autograd.grad(margin(victim(x), y).sum(), x)
+    (g,) = torch.autograd.grad(logit_margin(victim(x), y).sum(), x)
     return g
 
 
@@ -80,9 +80,10 @@ def pgd_at_snr(
 
 def frontier(args: argparse.Namespace) -> dict[str, Any]:
     from ssgan.attacks import CW, attack_class
-    from ssgan.attacks.base import LearnedAttack, input_gradient
+    from ssgan.attacks.base import LearnedAttack
     from ssgan.attacks.ssgan import SSGANAttack
     from ssgan.data import bundled_root, load_dataset, make_split
+    from ssgan.losses import input_gradient
     from ssgan.models.victim import load_victim
 
     torch.set_num_threads(args.threads)

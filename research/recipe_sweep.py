@@ -157,8 +157,8 @@ def _reference_asr(
     the clip (one L2 gradient step, what an untrained gradient-informed G does)."""
     if snr is None:
         return None
-    from ssgan.attacks.base import input_gradient
     from ssgan.data import segments as sip
+    from ssgan.losses import input_gradient
     from ssgan.metrics import attack_success_rate
     from ssgan.models.generators.base import scale_to_snr
     from ssgan.models.victim import load_victim

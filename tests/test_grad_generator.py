@@ -11,9 +11,9 @@ import torch
 
 from conftest import synth_batch
 from helpers import SNR_CONFIG
-from ssgan.attacks.base import input_gradient
 from ssgan.attacks.ssgan import SSGANAttack
 from ssgan.gan_validation import validate_generator
+from ssgan.losses import input_gradient
 from ssgan.metrics import snr_db
 from ssgan.models.generators import build_generator
 from ssgan.models.generators.spec import GeneratorSpec

@@ -18,7 +18,8 @@ from ssgan.models.generators import build_generator
 from ssgan.models.generators.base import scale_to_snr
 from ssgan.models.generators.spec import GeneratorSpec
 from ssgan.models.victim import ClipClassifier
-from ssgan.training.gan import GANTrainConfig, _score, g_step, make_state
+from ssgan.training.gan import GANTrainConfig, g_step, make_state
+from ssgan.training.gan_selection import selection_score
 from ssgan.training.gan_steps import _perturb
 
 
@@ -141,8 +142,8 @@ def test_quietest_search_finds_the_quietest_fooling_scale() -> None:
 def test_best_epoch_must_reach_the_target_snr_before_asr_counts() -> None:
     loud = {"val/asr": 0.9, "val/msnr_db": 20.0}
     quiet = {"val/asr": 0.5, "val/msnr_db": 30.0}
-    assert _score(quiet, 30.0) > _score(loud, 30.0)
-    assert _score(loud, None) > _score(quiet, None)
+    assert selection_score(quiet, 30.0) > selection_score(loud, 30.0)
+    assert selection_score(loud, None) > selection_score(quiet, None)
     assert SNR_CONFIG.selection_snr_db == 30.0
 
 

@@ -15,7 +15,7 @@ from torch import nn
 
 from helpers import FakeDataset
 from ssgan.attacks import DDN, FGM, PGD, GaussianNoise, make_attack
-from ssgan.attacks.base import Budget
+from ssgan.attacks.budget import Budget
 from ssgan.attacks.ddn import quietest_scale, refine_min_norm
 from ssgan.attacks.ssgan import SSGANAttack
 from ssgan.cli import build_parser

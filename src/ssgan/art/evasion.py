@@ -16,7 +16,8 @@ from ssgan.art.toolkit import (
     label_indices,
 )
 from ssgan.art.victim import victim_from_art
-from ssgan.attacks.base import Attack, check_int
+from ssgan.attacks.base import Attack
+from ssgan.attacks.checks import check_int
 from ssgan.attacks.ddn import DDN
 from ssgan.attacks.ssgan import SSGANAttack
 from ssgan.attacks.universal import UAPIterative, UAPPenalty

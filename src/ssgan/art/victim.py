@@ -7,7 +7,7 @@ from typing import Any, Literal
 from torch import Tensor, nn
 
 from ssgan.art.toolkit import PreprocessorPyTorch, PyTorchClassifier
-from ssgan.attacks.base import check_int
+from ssgan.attacks.checks import check_int
 
 __all__ = ["ArtVictim", "art_classifier", "victim_from_art"]
 

@@ -15,7 +15,8 @@ import typing
 from collections.abc import Iterable
 from typing import Any
 
-from ssgan.attacks.base import Attack, Budget, LearnedAttack
+from ssgan.attacks.base import Attack, LearnedAttack
+from ssgan.attacks.budget import Budget
 from ssgan.attacks.cw import CW
 from ssgan.attacks.ddn import DDN
 from ssgan.attacks.fgm import FGM

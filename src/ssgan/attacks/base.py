@@ -18,193 +18,37 @@ Learned attacks (universal perturbations, SSGAN) subclass ``LearnedAttack`` and 
 Conventions: waveforms are float ``(batch, time)`` tensors in ``[-1, 1]`` at 16 kHz; ``y`` and
 ``target`` are ``(batch,)`` integer class indices; a victim is any ``nn.Module`` mapping
 ``(batch, time)`` to logits ``(batch, n_classes)``.
+
+The pieces attacks are built from live beside this module: ``budget`` (the norm ball and its
+projection), ``checks`` (argument checks), ``objective`` (what a gradient attack ascends) and
+``randomness`` (reproducible draws); the margin and the victim's input gradient are
+``ssgan.losses.logit_margin`` and ``ssgan.losses.input_gradient``.
 """
 
 from __future__ import annotations
 
 import abc
-import dataclasses
 import inspect
-import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Literal, TypeVar, final
+from typing import Any, ClassVar, TypeVar, final
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ssgan.attacks.budget import Budget, project
+from ssgan.attacks.checks import check_labels, check_waveforms
+from ssgan.attacks.randomness import default_generator
 from ssgan.errors import CheckpointError
 from ssgan.io import load_checkpoint, save_checkpoint
-from ssgan.losses import input_gradient as input_gradient  # re-exported: defined in losses
-from ssgan.losses import logit_margin as margin  # the one margin; attacks call it margin
-from ssgan.metrics import check_convention, snr_reference
 from ssgan.models.victim import victim_frozen
 from ssgan.targets import check_targets
 
-logger = logging.getLogger(__name__)
-
-Norm = Literal["linf", "l2"]
 LearnedT = TypeVar("LearnedT", bound="LearnedAttack")
 
 # A checkpoint written by ``LearnedAttack.save`` is ``<dir>/attack.safetensors`` + ``attack.json``.
 CHECKPOINT_NAME = "attack"
 CHECKPOINT_FORMAT = 1
-
-
-@dataclasses.dataclass(frozen=True)
-class Budget:
-    """A perturbation budget: ``||x_adv - x||_norm <= eps`` per clip (waveform units, [-1, 1]).
-
-    With ``snr_db`` (L2 only, ``eps`` then unused) each clip has its own radius
-    ``||r|| 10^(-snr_db / 20)`` (``snr_radius``): ``x_adv`` is at least ``snr_db`` dB of SNR in
-    ``snr_convention`` (``r = x``, or ``x + 1`` for ``"box"``; ``ssgan.metrics``).
-    """
-
-    norm: Norm
-    eps: float
-    snr_db: float | None = None
-    snr_convention: str = "true"
-
-    def __post_init__(self) -> None:
-        check_convention(self.snr_convention)
-        if self.snr_db is not None and self.norm != "l2":
-            raise ValueError(f"an SNR budget is an L2 ball, got norm={self.norm!r}")
-
-    def radius(self, x: Tensor) -> Tensor | float:
-        """The L2 / Linf radius: ``eps``, or each clip's ``(batch, 1)`` radius at ``snr_db``."""
-        if self.snr_db is None:
-            return self.eps
-        return snr_radius(x, self.snr_db, self.snr_convention)[:, None]
-
-
-# ----------------------------------------------------------------------------- validation helpers
-
-
-def check_positive(name: str, value: float, *, allow_zero: bool = False) -> float:
-    """``ValueError`` naming ``name`` unless ``value`` is a finite number > 0 (>= 0 if allowed)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{name}={value!r}: expected a number")
-    ok = value >= 0 if allow_zero else value > 0
-    if not ok or value != value or value == float("inf"):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name}={value!r}: must be finite and {bound}")
-    return float(value)
-
-
-def check_int(name: str, value: int, *, minimum: int) -> int:
-    """``ValueError`` naming ``name`` unless ``value`` is an int >= ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{name}={value!r}: expected an integer")
-    if value < minimum:
-        raise ValueError(f"{name}={value!r}: must be >= {minimum}")
-    return value
-
-
-def check_choice(name: str, value: str, choices: Sequence[str]) -> str:
-    if value not in choices:
-        raise ValueError(f"{name}={value!r}: expected one of {', '.join(map(repr, choices))}")
-    return value
-
-
-# ----------------------------------------------------------------------------- tensor helpers
-
-
-def snr_radius(x: Tensor, snr_db: float, convention: str = "true") -> Tensor:
-    """``(batch,)``: the L2 norm of a perturbation of ``x (batch, time)`` at exactly ``snr_db``
-    dB of SNR in ``convention``, ``||r|| 10^(-snr_db / 20)`` with ``r = snr_reference(x)``."""
-    ref = snr_reference(x.detach().double(), convention)
-    return (ref.flatten(1).norm(dim=1) * 10.0 ** (-float(snr_db) / 20.0)).to(x.dtype)
-
-
-def project(x: Tensor, x_adv: Tensor, budget: Budget | None) -> Tensor:
-    """Project ``x_adv`` onto the ball ``||x_adv - x|| <= eps`` (per row of ``(batch, time)``).
-
-    Linf clamps each sample of ``delta``; L2 rescales rows whose norm exceeds ``eps`` (each
-    row's own with an SNR budget).
-    """
-    if budget is None:
-        return x_adv
-    delta = x_adv - x
-    if budget.norm == "linf":
-        delta = delta.clamp(-budget.eps, budget.eps)
-    else:
-        norms = delta.flatten(1).norm(dim=1).clamp_min(1e-12)
-        eps = budget.radius(x)
-        eps = eps.view(-1) if isinstance(eps, Tensor) else eps
-        # 1 - 1e-6 keeps the float32 norm of the result at or below eps despite rounding.
-        scale = (eps * (1 - 1e-6) / norms).clamp(max=1.0)
-        delta = delta * scale.view(-1, *([1] * (delta.dim() - 1)))
-    return x + delta
-
-
-def objective(
-    logits: Tensor, y: Tensor, target: Tensor | None, loss: Literal["ce", "margin"]
-) -> Tensor:
-    """Per-clip objective to *ascend*: ``(batch, n_classes) -> (batch,)``.
-
-    Untargeted: cross-entropy of the true label ``y`` (or minus its logit margin); targeted:
-    minus the cross-entropy of ``target`` (or the target's logit margin).
-    """
-    if target is None:
-        if loss == "ce":
-            return F.cross_entropy(logits, y, reduction="none")
-        return -margin(logits, y)
-    if loss == "ce":
-        return -F.cross_entropy(logits, target, reduction="none")
-    return margin(logits, target)
-
-
-def default_generator(generator: torch.Generator | None) -> torch.Generator:
-    """The passed generator, or a fresh CPU generator seeded with 0 (reproducible, not global)."""
-    return generator if generator is not None else torch.Generator().manual_seed(0)
-
-
-def rand_like_cpu(
-    x: Tensor, generator: torch.Generator, *, kind: Literal["uniform", "normal"] = "uniform"
-) -> Tensor:
-    """Random tensor shaped like ``x`` drawn on CPU from ``generator``, moved to ``x``'s device.
-
-    Drawing on CPU makes the same seed give the same numbers on every device.
-    """
-    if kind == "uniform":
-        r = torch.rand(x.shape, generator=generator, dtype=torch.float32)
-    else:
-        r = torch.randn(x.shape, generator=generator, dtype=torch.float32)
-    return r.to(device=x.device, dtype=x.dtype)
-
-
-def _check_labels(name: str, labels: Tensor, batch: int, n_classes: int | None) -> None:
-    if not isinstance(labels, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(labels).__name__}")
-    if labels.dtype not in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8):
-        raise TypeError(f"{name} must be an integer tensor, got dtype {labels.dtype}")
-    if labels.shape != (batch,):
-        raise ValueError(f"{name} must have shape ({batch},), got {tuple(labels.shape)}")
-    if labels.numel() and int(labels.min()) < 0:
-        raise ValueError(f"{name} contains a negative class index {int(labels.min())}")
-    if n_classes is not None and labels.numel() and int(labels.max()) >= n_classes:
-        raise ValueError(
-            f"{name} contains class index {int(labels.max())} but the victim has "
-            f"{n_classes} classes"
-        )
-
-
-def check_waveforms(x: Tensor, *, name: str = "x") -> None:
-    """Raise unless ``x`` is a finite float ``(batch, time)`` tensor in [-1, 1]."""
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise TypeError(f"{name} must be a float tensor, got dtype {x.dtype}")
-    if x.dim() != 2 or x.shape[1] == 0:
-        raise ValueError(f"{name} must have shape (batch, time), got {tuple(x.shape)}")
-    if not torch.isfinite(x).all():
-        raise ValueError(f"{name} contains NaN or infinite samples")
-    if x.numel() and float(x.abs().max()) > 1.0:
-        raise ValueError(
-            f"{name} must lie in [-1, 1] (peak-normalised waveforms), got peak "
-            f"{float(x.abs().max()):.4g}"
-        )
 
 
 def _n_classes(model: nn.Module, x: Tensor, *, probe: bool) -> int | None:
@@ -222,9 +66,6 @@ def _n_classes(model: nn.Module, x: Tensor, *, probe: bool) -> int | None:
         return None
     with torch.no_grad():
         return int(model(x[:1]).shape[-1])
-
-
-# ----------------------------------------------------------------------------- the interface
 
 
 class Attack(abc.ABC):
@@ -272,11 +113,11 @@ class Attack(abc.ABC):
             and within ``budget()``.
         """
         check_waveforms(x)
-        _check_labels("y", y, x.shape[0], None)
+        check_labels("y", y, x.shape[0], None)
         if target is not None:
             if not self.targeted_supported:
                 raise ValueError(f"attack {self.name!r} does not support targeted attacks")
-            _check_labels("target", target, x.shape[0], None)
+            check_labels("target", target, x.shape[0], None)
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         x = x.detach()
@@ -291,9 +132,9 @@ class Attack(abc.ABC):
         with victim_frozen(model):
             n_classes = _n_classes(model, x, probe=self.queries_victim)
             if n_classes is not None:
-                _check_labels("y", y, x.shape[0], n_classes)
+                check_labels("y", y, x.shape[0], n_classes)
                 if target is not None:
-                    _check_labels("target", target, x.shape[0], n_classes)
+                    check_labels("target", target, x.shape[0], n_classes)
             x_adv = self._run(model, x, y, target, default_generator(generator))
         if x_adv.shape != x.shape:
             raise RuntimeError(
@@ -390,7 +231,7 @@ class LearnedAttack(Attack):
                 raise ValueError(f"clip {i} must be a 1-D waveform (time,), got {shape}")
             check_waveforms(clip[None], name=f"clip {i}")
         label_t = torch.as_tensor(labels).detach().to(dtype=torch.long).cpu()
-        _check_labels("labels", label_t, len(clip_list), None)
+        check_labels("labels", label_t, len(clip_list), None)
         with victim_frozen(model):
             self._fit(model, clip_list, label_t, default_generator(generator), progress)
         return self

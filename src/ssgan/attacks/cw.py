@@ -17,7 +17,9 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from ssgan.attacks.base import Attack, check_int, check_positive, margin
+from ssgan.attacks.base import Attack
+from ssgan.attacks.checks import check_int, check_positive
+from ssgan.losses import logit_margin
 
 logger = logging.getLogger(__name__)
 
@@ -66,13 +68,19 @@ class CW(Attack):
     def _margin_loss(self, logits: Tensor, y: Tensor, target: Tensor | None) -> Tensor:
         """``f`` of the docstring per clip, ``(batch,)``; success where it reaches ``-kappa``."""
         if target is None:
-            return margin(logits, y).clamp_min(-self.kappa)
-        return (-margin(logits, target)).clamp_min(-self.kappa)
+            return logit_margin(logits, y).clamp_min(-self.kappa)
+        return (-logit_margin(logits, target)).clamp_min(-self.kappa)
 
     def _success(self, logits: Tensor, y: Tensor, target: Tensor | None) -> Tensor:
         if target is None:
-            return margin(logits, y) < -self.kappa if self.kappa > 0 else logits.argmax(1) != y
-        return margin(logits, target) > self.kappa if self.kappa > 0 else logits.argmax(1) == target
+            return (
+                logit_margin(logits, y) < -self.kappa if self.kappa > 0 else logits.argmax(1) != y
+            )
+        return (
+            logit_margin(logits, target) > self.kappa
+            if self.kappa > 0
+            else logits.argmax(1) == target
+        )
 
     def _run(
         self,

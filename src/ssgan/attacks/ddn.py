@@ -22,15 +22,10 @@ from typing import ClassVar, Literal
 import torch
 from torch import Tensor, nn
 
-from ssgan.attacks.base import (
-    Attack,
-    check_choice,
-    check_int,
-    check_positive,
-    default_generator,
-    objective,
-    rand_like_cpu,
-)
+from ssgan.attacks.base import Attack
+from ssgan.attacks.checks import check_choice, check_int, check_positive
+from ssgan.attacks.objective import objective
+from ssgan.attacks.randomness import default_generator, rand_like_cpu
 from ssgan.metrics import check_convention, snr_reference
 
 
@@ -191,7 +186,7 @@ def refine_min_norm(
         gamma: the per-step relative change of ``eps`` (0.1: about 0.9 dB a step).
         step_scale: the gradient step's length relative to the current ``eps``.
         min_snr_db: the loudest the search may go (``eps`` is capped at this SNR).
-        loss: the objective ascended (``ssgan.attacks.base.objective``).
+        loss: the objective ascended (``ssgan.attacks.objective.objective``).
         snr_convention: what the SNRs are measured against: ``"true"`` (``x``) or ``"box"``
             (``x + 1``, [16]'s convention; ``ssgan.metrics``).
     """

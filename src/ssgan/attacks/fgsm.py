@@ -12,7 +12,10 @@ from typing import ClassVar, Literal
 import torch
 from torch import Tensor, nn
 
-from ssgan.attacks.base import Attack, Budget, check_choice, check_positive, objective
+from ssgan.attacks.base import Attack
+from ssgan.attacks.budget import Budget
+from ssgan.attacks.checks import check_choice, check_positive
+from ssgan.attacks.objective import objective
 
 logger = logging.getLogger(__name__)
 

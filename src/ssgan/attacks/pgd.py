@@ -25,16 +25,11 @@ from typing import ClassVar, Literal
 import torch
 from torch import Tensor, nn
 
-from ssgan.attacks.base import (
-    Attack,
-    Budget,
-    check_choice,
-    check_int,
-    check_positive,
-    objective,
-    project,
-    rand_like_cpu,
-)
+from ssgan.attacks.base import Attack
+from ssgan.attacks.budget import Budget, project
+from ssgan.attacks.checks import check_choice, check_int, check_positive
+from ssgan.attacks.objective import objective
+from ssgan.attacks.randomness import rand_like_cpu
 from ssgan.metrics import check_convention
 from ssgan.transforms import EOT
 

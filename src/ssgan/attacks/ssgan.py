@@ -32,17 +32,13 @@ import torch
 from torch import Tensor, nn
 
 from ssgan import SAMPLE_RATE
-from ssgan.attacks.base import (
-    LearnedAttack,
-    check_choice,
-    check_int,
-    check_positive,
-    input_gradient,
-)
+from ssgan.attacks.base import LearnedAttack
+from ssgan.attacks.checks import check_choice, check_int, check_positive
 from ssgan.attacks.ddn import quietest_scale, refine_min_norm
 from ssgan.attacks.ssgan_run import GAN_KIND, attack_from_run, train_config
 from ssgan.data import segments as sip
 from ssgan.io import unflatten_state_dict
+from ssgan.losses import input_gradient
 from ssgan.models.generators import build_generator
 from ssgan.models.generators.base import Generator
 from ssgan.models.generators.spec import GeneratorSpec
@@ -294,7 +290,7 @@ class SSGANAttack(LearnedAttack):
     ) -> Tensor:
         """``delta (batch, time)`` for clean ``x (batch, time)`` of any length (no gradient).
 
-        ``grad``: the victim's input gradient at ``x`` (``ssgan.attacks.base.input_gradient``),
+        ``grad``: the victim's input gradient at ``x`` (``ssgan.losses.input_gradient``),
         required by a ``grad_input`` generator; the call ``attack(model, x, y)`` computes it.
         ``target (batch,)``: for a class-conditional generator, else None.
         """

@@ -30,14 +30,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from ssgan.attacks.base import (
-    Budget,
-    LearnedAttack,
-    check_int,
-    check_positive,
-    margin,
-)
+from ssgan.attacks.base import LearnedAttack
+from ssgan.attacks.budget import Budget
+from ssgan.attacks.checks import check_int, check_positive
 from ssgan.attacks.ddn import ddn
+from ssgan.losses import logit_margin
 
 logger = logging.getLogger(__name__)
 
@@ -379,10 +376,10 @@ class UAPPenalty(_UAP):
                 x = torch.stack([clips[i] for i in idx])
                 logits = model(self._apply(x, v))
                 if self.target_class is None:
-                    hinge = (margin(logits, labels[idx]) + self.kappa).clamp_min(0)
+                    hinge = (logit_margin(logits, labels[idx]) + self.kappa).clamp_min(0)
                 else:
                     aim = torch.full_like(labels[idx], self.target_class)
-                    hinge = (self.kappa - margin(logits, aim)).clamp_min(0)
+                    hinge = (self.kappa - logit_margin(logits, aim)).clamp_min(0)
                 loss = self.c * hinge.sum() + perturbation_db(v)
                 opt.zero_grad()
                 loss.backward()

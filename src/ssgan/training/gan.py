@@ -7,8 +7,9 @@ random ``t1``-second crop per clip (SIP, ``ssgan.data.segments.random_crops``); 
 clip-level classifier) scores the ``t1`` crop and is never updated.
 
 The config and its profiles are in ``ssgan.training.gan_config``, the state and the D and G
-steps in ``ssgan.training.gan_steps`` (both re-exported here), what a checkpoint holds and how
-a run resumes in ``ssgan.training.gan_checkpoint``. ``train_gan`` runs epochs, validates each
+steps in ``ssgan.training.gan_steps`` (both re-exported here), what a checkpoint holds, how a
+run resumes and how its directory is prepared in ``ssgan.training.gan_checkpoint``, which epoch
+is ``best`` in ``ssgan.training.gan_selection``. ``train_gan`` runs epochs, validates each
 one with the ``validate`` callable it is given (a ``Validator``; the project's is
 ``ssgan.gan_validation.validate_generator``: the full any-length attack, ``SSGANAttack`` on whole
 held-out clips against the clip-level victim, ASR and MSNR as ``ssgan.metrics`` defines them;
@@ -29,27 +30,22 @@ import logging
 import math
 import time
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from ssgan import distributed
-from ssgan.config import to_dict
 from ssgan.data.segments import random_crops
-from ssgan.errors import CheckpointError, OutputError, TrainingDivergedError
-from ssgan.io import append_json_line, atomic_write_json, json_safe, trim_metrics
+from ssgan.errors import TrainingDivergedError
+from ssgan.io import append_json_line, json_safe
 from ssgan.models.generators.front_end import front_spec
 from ssgan.models.victim import victim_frozen
 from ssgan.training import parallel
-from ssgan.training.gan_checkpoint import (
-    rank_streams,
-    read_resume,
-    resume_state,
-    save_run,
-)
+from ssgan.training.gan_checkpoint import prepare_run_dir, rank_streams, resume_state, save_run
 from ssgan.training.gan_config import PROFILES, GANTrainConfig
+from ssgan.training.gan_selection import Validator, msnr_key, selection_score
 from ssgan.training.gan_steps import (
     ClipSource,
     GANState,
@@ -76,46 +72,6 @@ __all__ = [
     "train_gan",
     "victim_classes",
 ]
-
-
-# ----------------------------------------------------------------------------- validation
-
-
-class Validator(Protocol):
-    """Scores the generator on the held-out clips after each epoch: ``val/*`` metrics
-    (``val/asr`` and ``val/msnr_db`` / ``val/msnr_box_db`` choose ``best``, see ``_score``).
-    The project's is ``ssgan.gan_validation.validate_generator`` (the evaluation layer)."""
-
-    def __call__(
-        self,
-        state: GANState,
-        victim: nn.Module,
-        clips: list[Tensor],
-        labels: list[int],
-        *,
-        device: str | torch.device,
-    ) -> dict[str, float]: ...
-
-
-def _score(
-    metrics: dict[str, float], min_snr_db: float | None = None, convention: str = "true"
-) -> tuple[float, float, float]:
-    """Ordering of epochs for ``best``: first whether the validation MSNR (in the SNR
-    ``convention``) reaches ``min_snr_db`` (an epoch that fools loudly never beats one that
-    fools at the target loudness), then ASR, then MSNR (nan counts as lowest)."""
-    asr = metrics.get("val/asr", math.nan)
-    msnr = metrics.get("val/msnr_box_db" if convention == "box" else "val/msnr_db", math.nan)
-    # 1.5 dB of slack: an exact-SNR clip can be louder than its segments (the last segment is
-    # filled with the clip's start, then trimmed; clipping to [-1, 1]), by ~1 dB on ESC-10.
-    quiet = min_snr_db is None or (not math.isnan(msnr) and msnr >= min_snr_db - 1.5)
-    return (
-        float(quiet),
-        -1.0 if math.isnan(asr) else asr,
-        -math.inf if math.isnan(msnr) else msnr,
-    )
-
-
-# ----------------------------------------------------------------------------- the loop
 
 
 def victim_classes(victim: nn.Module, clip: Tensor) -> int:
@@ -166,7 +122,7 @@ def _run(
         parallel.check_batch(config.batch_size, world)
     device = distributed.local_device(device) if world > 1 else device
     # Rank 0 checks and prepares the run directory; every rank gets the checkpoint to resume.
-    resume, loaded = distributed.on_main(lambda: _prepare_run(out_dir, config, resume, world))
+    resume, loaded = distributed.on_main(lambda: prepare_run_dir(out_dir, config, resume, world))
     if loaded is not None:
         assert out_dir is not None
         state = resume_state(out_dir, config, device, loaded, rank=rank)
@@ -185,44 +141,6 @@ def _run(
         return _loop(state, config, victim, clips, labels, val_clips, val_labels, out_dir,
                      device=device, progress=progress, extra_meta=extra_meta,
                      validate=validate)  # fmt: skip
-
-
-def _prepare_run(
-    out_dir: Path | None, config: GANTrainConfig, resume: bool, world: int
-) -> tuple[bool, tuple[dict[str, Any], dict[str, Any]] | None]:
-    """Check and prepare the run directory; ``(resume, what read_resume read or None)``."""
-    if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    if resume and out_dir is not None and not (out_dir / "last.json").exists():
-        # Killed before the first checkpoint (or a new directory): nothing to resume, start
-        # fresh, as the victim trainer does. Tensor files without last.json come from a first
-        # checkpoint killed mid-write (the JSON is written last, as the commit): uncommitted,
-        # so the first new checkpoint replaces them. A *damaged* committed checkpoint still
-        # fails loudly below.
-        if (out_dir / "last.safetensors").exists() or (out_dir / "last.state.pt").exists():
-            logger.warning("%s: an unfinished first checkpoint; starting afresh", out_dir)
-        resume = False
-        if (out_dir / "metrics.jsonl").exists():
-            (out_dir / "metrics.jsonl").unlink()
-    loaded = None
-    if resume:
-        if out_dir is None:
-            raise ValueError("resume=True needs an out_dir")
-        loaded = read_resume(out_dir, config)
-        saved_world = int(loaded[1].get("world_size", 1))
-        if saved_world != world:
-            raise CheckpointError(
-                f"{out_dir}/last: trained with {saved_world} process(es), resumed with {world}; "
-                "resume with the same number (torchrun --nproc-per-node / --nnodes)"
-            )
-        trim_metrics(out_dir / "metrics.jsonl", int(loaded[1]["epoch"]))
-    elif out_dir is not None and (out_dir / "last.json").exists():
-        raise OutputError(f"{out_dir}: already holds a GAN run; resume it or pick a new --out")
-    if out_dir is not None:
-        atomic_write_json(out_dir / "config.json", to_dict(config))
-        if not resume and (out_dir / "metrics.jsonl").exists():
-            (out_dir / "metrics.jsonl").unlink()
-    return resume, loaded
 
 
 def _loop(
@@ -289,7 +207,7 @@ def _loop(
                 metrics.update(validate(state, victim, val_clips, val_labels, device=device))
             metrics["lr"] = state.opt_G.param_groups[0]["lr"]
             metrics["epoch_s"] = time.perf_counter() - t0
-            score = _score(metrics, config.selection_snr_db, config.snr_convention)
+            score = selection_score(metrics, config.selection_snr_db, config.snr_convention)
             is_best = state.best is None or score > state.best
             if is_best:
                 state.best = score
@@ -305,15 +223,14 @@ def _loop(
                 )
                 save_run(out_dir, state, metrics, extra_meta, best=is_best, ranks=ranks)
             distributed.barrier("waiting for rank 0's checkpoint")
-    msnr_key = "val/msnr_box_db" if config.snr_convention == "box" else "val/msnr_db"
     summary: dict[str, Any] = {
         "epochs": state.epoch,
         "last": last,
-        # the MSNR of the ranking is in the run's SNR convention (_score): named after it
+        # the MSNR of the ranking is in the run's SNR convention (selection_score): named after it
         "best": (
             {
                 "val/asr": state.best[1],
-                msnr_key: state.best[2],
+                msnr_key(config.snr_convention): state.best[2],
             }
             if state.best
             else None

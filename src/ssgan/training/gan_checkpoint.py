@@ -1,4 +1,5 @@
-"""The SSGAN run's checkpoints: what ``last`` and ``best`` hold, and resuming from ``last``.
+"""The SSGAN run's checkpoints: what ``last`` and ``best`` hold, resuming from ``last``, and the
+run directory a training starts or resumes in.
 
 ``last`` holds G + D weights, metadata and the optimiser / scheduler / RNG state (written every
 epoch, so a resume continues exactly); ``best`` holds the generator of the best epoch, which
@@ -9,6 +10,7 @@ the loop that calls these is ``ssgan.training.gan``.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -16,16 +18,20 @@ import torch
 
 from ssgan import SAMPLE_RATE
 from ssgan.config import from_dict, to_dict
-from ssgan.errors import CheckpointError
+from ssgan.errors import CheckpointError, OutputError
 from ssgan.io import (
+    atomic_write_json,
     flatten_state_dicts,
     json_safe,
     load_checkpoint,
     save_checkpoint,
+    trim_metrics,
     unflatten_state_dict,
 )
 from ssgan.training.gan_config import GANTrainConfig
 from ssgan.training.gan_steps import GANState, make_state
+
+logger = logging.getLogger(__name__)
 
 FORMAT = 1
 
@@ -142,3 +148,43 @@ def resume_state(
         best = [1.0, *best]
     state.best = (float(best[0]), float(best[1]), float(best[2])) if best is not None else None
     return state
+
+
+def prepare_run_dir(
+    out_dir: Path | None, config: GANTrainConfig, resume: bool, world: int
+) -> tuple[bool, tuple[dict[str, Any], dict[str, Any]] | None]:
+    """Check and prepare the run directory (``config.json``, ``metrics.jsonl`` cut back to the
+    checkpoint); ``(resume, what read_resume read or None)``. Under data parallel rank 0 alone
+    calls it."""
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    if resume and out_dir is not None and not (out_dir / "last.json").exists():
+        # Killed before the first checkpoint (or a new directory): nothing to resume, start
+        # fresh, as the victim trainer does. Tensor files without last.json come from a first
+        # checkpoint killed mid-write (the JSON is written last, as the commit): uncommitted,
+        # so the first new checkpoint replaces them. A *damaged* committed checkpoint still
+        # fails loudly below.
+        if (out_dir / "last.safetensors").exists() or (out_dir / "last.state.pt").exists():
+            logger.warning("%s: an unfinished first checkpoint; starting afresh", out_dir)
+        resume = False
+        if (out_dir / "metrics.jsonl").exists():
+            (out_dir / "metrics.jsonl").unlink()
+    loaded = None
+    if resume:
+        if out_dir is None:
+            raise ValueError("resume=True needs an out_dir")
+        loaded = read_resume(out_dir, config)
+        saved_world = int(loaded[1].get("world_size", 1))
+        if saved_world != world:
+            raise CheckpointError(
+                f"{out_dir}/last: trained with {saved_world} process(es), resumed with {world}; "
+                "resume with the same number (torchrun --nproc-per-node / --nnodes)"
+            )
+        trim_metrics(out_dir / "metrics.jsonl", int(loaded[1]["epoch"]))
+    elif out_dir is not None and (out_dir / "last.json").exists():
+        raise OutputError(f"{out_dir}: already holds a GAN run; resume it or pick a new --out")
+    if out_dir is not None:
+        atomic_write_json(out_dir / "config.json", to_dict(config))
+        if not resume and (out_dir / "metrics.jsonl").exists():
+            (out_dir / "metrics.jsonl").unlink()
+    return resume, loaded

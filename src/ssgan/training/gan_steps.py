@@ -49,7 +49,7 @@ class GANState:
     sched_D: torch.optim.lr_scheduler.StepLR
     rng: torch.Generator  # clip order, crops, soft labels, flips
     epoch: int = 0  # completed epochs
-    best: tuple[float, float, float] | None = None  # _score of the best epoch so far
+    best: tuple[float, float, float] | None = None  # selection_score of the best epoch so far
     # Data parallel (torchrun, ssgan.training.parallel): the clip order comes from a generator
     # every rank shares, while ``rng`` is this rank's own (crops, labels, offsets); G and D
     # train through their DistributedDataParallel wrappers. None in a single process: ``rng``
