@@ -307,8 +307,7 @@ def write_json(path: str | Path | None, payload: dict[str, Any]) -> None:
     """Write ``payload`` as strict JSON (NaN / inf as null), atomically."""
     if path is None:
         return
-    from ssgan.evaluation import json_safe
-    from ssgan.io import atomic_write_json
+    from ssgan.io import atomic_write_json, json_safe
 
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)

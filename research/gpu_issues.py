@@ -250,13 +250,13 @@ def evaluate(s: Issues, victims: list[str]) -> None:
 def merge_robustness(s: Issues) -> None:
     """The robustness processes' rows (one process per attack, ``rob_<method>``) in one table,
     ``robustness/robustness.{md,json,png,html}``, from the evaluation stages that finished."""
+    from ssgan.evaluation import resolve_transforms
     from ssgan.reproduce_robustness import (
         METHODS,
         ROBUSTNESS_TRANSFORMS,
         _tag,
         write_robustness_table,
     )
-    from ssgan.robustness import resolve_transforms
 
     merged = s.work / "robustness"
     for method in METHODS:

@@ -3,7 +3,8 @@
 ``python dist_worker.py train OUT [--stop-after N] [--resume] [--die-after-batches N]``: trains
 the tiny victim of ``TINY_DDP`` on the synthetic clips; ``--die-after-batches`` makes rank 1 exit
 hard after making that many batches (a crashed rank). ``python dist_worker.py evaluate OUT
-VICTIM_PT``: FGSM over synthetic clips of two lengths against the saved ``TinyVictim`` weights.
+VICTIM_PT [--target random|CLASS]``: FGSM over synthetic clips of two lengths against the saved
+``TinyVictim`` weights; with ``--target``, ``evaluate_targeted_clips``.
 ``python dist_worker.py gan OUT VICTIM_PT [--epochs N] [--resume]``: trains the tiny GAN of
 ``TINY_GAN`` (G and D) against those weights.
 
@@ -84,6 +85,22 @@ class EvalClips(MemoryClips):
         return list(self.wav)
 
 
+def evaluate_targeted_clips(model: torch.nn.Module, target: str, out: Path) -> None:
+    """The targeted evaluation of the data-parallel tests: FGSM aimed at ``target`` (``random``
+    or a class index) over ``EvalClips``, 2 clips a batch, with a channel transform and a
+    transfer victim (a copy of ``model``), so every part of the records is sharded and merged."""
+    from ssgan.attacks import make_attack
+    from ssgan.evaluation import evaluate_targeted
+
+    other = TinyVictim()
+    other.load_state_dict(model.state_dict())
+    aim: str | int = int(target) if target.isdigit() else target
+    evaluate_targeted(
+        make_attack("fgsm", {"eps": "0.5"}), model, EvalClips(), target=aim, batch_size=2,
+        out_dir=out, transforms=["noise:snr_db=20"], transfer_victims={"copy": other},
+    )  # fmt: skip
+
+
 def _spy(module: Any, name: str, log: list[str]) -> None:
     real = getattr(module, name)
 
@@ -117,6 +134,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--die-after-batches", type=int, default=None)
+    parser.add_argument("--target", default=None)
     args = parser.parse_args()
     torch.set_num_threads(1)
     distributed.init_from_env("cpu")
@@ -151,15 +169,19 @@ def main() -> None:
         gan.train_gan(cfg, model, train, val, args.out, resume=args.resume, progress=False,
                       validate=validate_generator)  # fmt: skip
     else:
-        from ssgan import evaluation
         from ssgan.attacks import make_attack
+        from ssgan.evaluation import loop
 
-        for name in ("atomic_write_text", "atomic_write_json", "write_report"):
-            _spy(evaluation, name, writes)
+        for name in ("atomic_write_text", "atomic_write_json", "write_report",
+                     "write_targeted_report"):  # fmt: skip
+            _spy(loop, name, writes)
         model = TinyVictim()
         model.load_state_dict(torch.load(args.victim, weights_only=True))
-        attack = make_attack("fgsm", {"eps": "0.5"})
-        evaluation.evaluate_attack(attack, model, EvalClips(), batch_size=2, out_dir=args.out)
+        if args.target is not None:
+            evaluate_targeted_clips(model, args.target, args.out)
+        else:
+            attack = make_attack("fgsm", {"eps": "0.5"})
+            loop.evaluate_attack(attack, model, EvalClips(), batch_size=2, out_dir=args.out)
     log = args.out.parent / f"{args.out.name}.writes.rank{rank}.json"
     with open(log, "a", encoding="utf-8") as fh:
         fh.write(json.dumps(writes) + "\n")

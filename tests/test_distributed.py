@@ -19,7 +19,7 @@ from safetensors.torch import load_file
 
 import ssgan
 from conftest import train_tiny_victim
-from dist_worker import TINY_DDP, EvalClips, train_data
+from dist_worker import TINY_DDP, EvalClips, evaluate_targeted_clips, train_data
 from ssgan import distributed
 from ssgan.attacks import make_attack
 from ssgan.errors import CheckpointError
@@ -238,6 +238,38 @@ def test_sharded_evaluation_writes_the_single_process_records(
     assert (out / "report.html").read_bytes().count(b"<audio") == (
         (one / "report.html").read_bytes().count(b"<audio")
     )
+    assert _writes(out, 1) == []
+    assert len(_writes(out, 0)) >= 3
+
+
+@pytest.mark.parametrize("target", ["random", "2"])
+def test_sharded_targeted_evaluation_writes_the_single_process_records(
+    tmp_path: Path, victim_file: Path, target: str
+) -> None:
+    """Random targets are drawn per clip, not per rank; a fixed class skips its own clips."""
+    from conftest import TinyVictim
+
+    out = tmp_path / "sharded"
+    _ok(torchrun("evaluate", str(out), str(victim_file), "--target", target))
+    model = TinyVictim()
+    model.load_state_dict(torch.load(victim_file, weights_only=True))
+    one = tmp_path / "one"
+    evaluate_targeted_clips(model, target, one)
+    got, want = read_records(out), read_records(one)
+    skipped = {i for i, y in enumerate(EvalClips().labels()) if str(y) == target}
+    assert [r["index"] for r in got] == [i for i in range(11) if i not in skipped]
+    for r in got + want:
+        r.pop("seconds")
+    assert got == want
+    assert any(r["success"] for r in want)  # the attack did something to compare
+    assert all("transforms" in r and "transfer" in r and "target" in r for r in want)
+    s_got = json.loads((out / "summary.json").read_text())
+    s_want = json.loads((one / "summary.json").read_text())
+    for key in ("n", "n_right", "n_success", "n_success_pcm16", "success_rate", "untargeted_asr",
+                "msnr_db", "matrix", "target_mode", "n_skipped", "transforms", "transfer"):  # fmt: skip
+        assert s_got[key] == s_want[key], key
+    assert s_got["n_skipped"] == len(skipped)
+    assert (out / "targeted.md").read_text() == (one / "targeted.md").read_text()
     assert _writes(out, 1) == []
     assert len(_writes(out, 0)) >= 3
 

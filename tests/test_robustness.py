@@ -1,4 +1,5 @@
-"""Scoring attacks after channel transforms (ssgan.robustness, evaluate_attack(transforms=...))."""
+"""Scoring attacks after channel transforms (ssgan.evaluation.robustness,
+evaluate_attack(transforms=...))."""
 
 from __future__ import annotations
 
@@ -10,8 +11,13 @@ import pytest
 import torch
 
 from helpers import FGSM, FakeDataset, Identity
-from ssgan.evaluation import evaluate_attack, read_records
-from ssgan.robustness import resolve_transforms, summarize_transforms, transform_generator
+from ssgan.evaluation import (
+    evaluate_attack,
+    read_records,
+    resolve_transforms,
+    summarize_transforms,
+    transform_generator,
+)
 from ssgan.transforms import parse_transform
 
 NEUTRAL = "gain:min_db=0,max_db=0"

@@ -1,4 +1,4 @@
-"""Targets (ssgan.targets) and the targeted evaluation (ssgan.evaluation_targeted): class names,
+"""Targets (ssgan.targets) and the targeted evaluation (ssgan.evaluation.targeted): class names,
 random / least-likely / fixed targets, the refusal of a target equal to the true label, and the
 targeted baselines (PGD, C&W) reaching their targets on the tiny synthetic victim."""
 
@@ -11,7 +11,7 @@ import torch
 
 from conftest import synth_batch
 from ssgan.attacks import CW, PGD
-from ssgan.evaluation_targeted import evaluate_targeted, summarize_targeted
+from ssgan.evaluation import evaluate_targeted, summarize_targeted
 from ssgan.targets import choose_targets, parse_target, resolve_class
 
 NAMES = ["low", "mid", "high", "top"]
@@ -107,15 +107,17 @@ def test_fixed_target_skips_clips_of_that_class(tiny_victim) -> None:
 def test_summary_counts_successes_only_on_right_clips() -> None:
     records = [
         # right and sent to the target; right but only flipped elsewhere; wrong from the start
-        {"label": 0, "target": 1, "correct": True, "success": True, "changed": True, "snr_db": 30.0},
+        {"label": 0, "target": 1, "correct": True, "success": True, "changed": True, "snr_db": 30.0,
+         "success_pcm16": False},
         {"label": 0, "target": 2, "correct": True, "success": False, "changed": True,
-         "snr_db": 10.0},
+         "snr_db": 10.0, "success_pcm16": False},
         {"label": 1, "target": 0, "correct": False, "success": False, "changed": False,
-         "snr_db": 20.0},
+         "snr_db": 20.0, "success_pcm16": False},
     ]  # fmt: skip
     s = summarize_targeted(records, 3)
     assert (s["n_right"], s["n_success"]) == (2, 1)
     assert s["success_rate"] == 0.5 and s["untargeted_asr"] == 1.0
+    assert (s["n_success_pcm16"], s["success_rate_pcm16"]) == (0, 0.0)
     assert s["msnr_db"] == 30.0  # over successes only
     assert s["matrix"]["success_rate"][0] == [None, 1.0, 0.0]
     assert s["matrix"]["success_rate"][1] == [None, None, None]

@@ -1,5 +1,5 @@
-"""Transfer scoring (ssgan.transfer): only clips the target victim gets right count; the matrix
-and its report; the CLI options."""
+"""Transfer scoring (ssgan.evaluation.transfer, evaluate_attack(transfer_victims=...)): only
+clips the target victim gets right count; the matrix and its report; the CLI options."""
 
 from __future__ import annotations
 
@@ -10,8 +10,13 @@ import torch
 from torch import nn
 
 from ssgan.cli import build_parser
-from ssgan.evaluation import evaluate_attack
-from ssgan.transfer import CapturingAttack, score_transfer, transfer_matrix, write_transfer_report
+from ssgan.evaluation import (
+    evaluate_attack,
+    read_records,
+    summarize_transfer,
+    transfer_matrix,
+    write_transfer_report,
+)
 
 Y = [0, 1, 2, 3]
 
@@ -60,21 +65,25 @@ class Clips:
         return list(Y)
 
 
-def test_only_clips_the_target_victim_gets_right_count() -> None:
+def test_only_clips_the_target_victim_gets_right_count(tmp_path) -> None:
     source = TableVictim(clean=Y, adv=[1, 0, 3, 2])  # white box: all four fooled
     # The target gets clip 2 wrong when clean, so its flip (2 -> 3) must not count; clip 1
     # keeps its label. Successes: clips 0 and 3 of the three it gets right.
     target = TableVictim(clean=[0, 1, 0, 3], adv=[1, 1, 3, 0])
-    captured = CapturingAttack(mark)
-    result = evaluate_attack(captured, source, Clips(), batch_size=3, n_examples=0)
+    result = evaluate_attack(mark, source, Clips(), batch_size=3, n_examples=0, out_dir=tmp_path,
+                             transfer_victims={"target": target, "source": source})  # fmt: skip
     assert result.summary["asr"] == 1.0
-    assert sum(c[0].shape[0] for c in captured.calls) == 4
-    s = score_transfer(captured.calls, target)
+    s = result.summary["transfer"]["target"]
     assert (s["n"], s["n_right"], s["n_success"]) == (4, 3, 2)
     assert s["asr"] == 2 / 3
     # Both SNR conventions, each under its own name (box: against x + 1, louder reference).
     assert math.isfinite(s["msnr_db"]) and s["msnr_box_db"] > s["msnr_db"] + 5
-    assert score_transfer(captured.calls, source)["asr"] == 1.0  # the diagonal: white box
+    assert result.summary["transfer"]["source"]["asr"] == 1.0  # the diagonal: white box
+    assert [r["transfer"]["target"]["success"] for r in result.records] == [
+        True, False, False, True
+    ]  # fmt: skip
+    # The records written hold every decision: the summary is theirs.
+    assert summarize_transfer(read_records(tmp_path)) == result.summary["transfer"]
 
 
 def test_matrix_rows_are_sources_and_the_report_is_written(tmp_path) -> None:
@@ -82,8 +91,7 @@ def test_matrix_rows_are_sources_and_the_report_is_written(tmp_path) -> None:
         "v1": TableVictim(clean=Y, adv=[1, 0, 3, 2]),
         "v2": TableVictim(clean=[0, 1, 0, 3], adv=[0, 1, 0, 3]),  # never fooled
     }
-    matrix = transfer_matrix({"mark": lambda source: mark}, victims, Clips(),
-                             evaluate=evaluate_attack)  # fmt: skip
+    matrix = transfer_matrix({"mark": lambda source: mark}, victims, Clips())
     table = matrix["attacks"]["mark"]
     assert table["asr"] == [[1.0, 0.0], [1.0, 0.0]]
     assert table["n_right"] == [[4, 3], [4, 3]]

@@ -18,8 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from ssgan.attacks.ssgan import SSGANAttack
-from ssgan.evaluation import evaluate_attack
-from ssgan.evaluation_targeted import evaluate_targeted
+from ssgan.evaluation import evaluate_attack, evaluate_targeted
 from ssgan.models.victim import victim_frozen
 from ssgan.training.gan import victim_classes
 from ssgan.training.gan_steps import GANState

@@ -3,8 +3,8 @@
 On ESC-10 (train folds 1-4, test fold 5) against EnvNet: SSGAN (t1 = 1.6 s) and SSGAN trained
 with EOT, PGD and PGD with EOT, C&W, and Abdoli's iterative universal perturbation, each
 evaluated once on the test fold and scored after every transform of ``ROBUSTNESS_TRANSFORMS``
-(``ssgan.robustness``: ASR counted on the clips the victim still gets right after the same
-transform). Stages are resumable as in ``ssgan.reproduce``; the generators and the universal
+(``ssgan.evaluation.robustness``: ASR counted on the clips the victim still gets right after the
+same transform). Stages are resumable as in ``ssgan.reproduce``; the generators and the universal
 perturbation are trained / fitted on the training folds only (validation on a tenth of them),
 and no setting is chosen on fold 5.
 
@@ -108,7 +108,7 @@ def reproduce_robustness(
     transform, write the table and chart; returns ``robustness.md``."""
     from ssgan.attacks import PGD, UAPIterative, make_attack
     from ssgan.attacks.ssgan import SSGANAttack
-    from ssgan.robustness import resolve_transforms
+    from ssgan.evaluation import resolve_transforms
     from ssgan.transforms import EOT
 
     bad = [m for m in methods if m not in METHODS]

@@ -3,8 +3,9 @@
 Given trained victims (e.g. EnvNet, EnvNet-v2 and the log-mel CNN on ESC-10, each an
 ``ssgan train victim`` run) and, for SSGAN, one generator run trained against each of them (in
 the same order), every attack is run against every victim on the test side of the split and
-its adversarial clips are scored on every victim (``ssgan.transfer``). Writes
-``transfer.json``, ``transfer.md`` and one heat map per attack into ``out``.
+its adversarial clips are scored on every victim (``ssgan.evaluation.transfer_matrix``). Writes
+``transfer.json``, ``transfer.md`` and one heat map per attack into ``out``. Under torchrun each
+evaluation is sharded (``ssgan.evaluation``) and rank 0 alone writes.
 
 Nothing is trained here: the victims and generators are the inputs, so the matrix is only as
 good as the runs it is given (their commands are in docs/targeted.md).
@@ -84,10 +85,10 @@ def _attack_makers(opts: TransferOptions, names: list[str]) -> dict[str, Callabl
 
 def reproduce_transfer(opts: TransferOptions) -> Path:
     """Run the matrix of the module docstring; returns the path of ``transfer.md``."""
+    from ssgan import distributed
     from ssgan.data import load_dataset, make_split
-    from ssgan.evaluation import evaluate_attack
+    from ssgan.evaluation import transfer_matrix, write_transfer_report
     from ssgan.models.user_victim import open_victim
-    from ssgan.transfer import transfer_matrix, write_transfer_report
 
     victims: dict[str, nn.Module] = {}
     class_names: list[str] | None = None
@@ -108,10 +109,11 @@ def reproduce_transfer(opts: TransferOptions) -> Path:
     if class_names and list(test.class_names) != class_names:
         raise DatasetError(f"the victims' classes differ from {dataset.name}'s")
     matrix = transfer_matrix(_attack_makers(opts, list(victims)), victims, test,
-                             evaluate=evaluate_attack, batch_size=opts.batch_size,
-                             seed=opts.seed, progress=True)  # fmt: skip
+                             batch_size=opts.batch_size, seed=opts.seed,
+                             progress=True)  # fmt: skip
     matrix.update(dataset=dataset.name, split=opts.split, n_clips=len(test),
                   victim_runs=[str(v) for v in opts.victims],
                   generator_runs=[str(g) for g in opts.generators],
                   attack_args=opts.attack_args)  # fmt: skip
-    return write_transfer_report(opts.out, matrix, title=f"{dataset.name}, {opts.split} test")
+    title = f"{dataset.name}, {opts.split} test"
+    return distributed.on_main(lambda: write_transfer_report(opts.out, matrix, title=title))

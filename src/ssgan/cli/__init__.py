@@ -54,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise SSGANError(
                     "this command does not run under torchrun; the data-parallel ones are "
                     "`train victim`, `train gan`, `evaluate attack`, `attack` and `reproduce "
-                    "table2|table3|robustness` (docs/distributed.md)"
+                    "table2|table3|robustness|transfer` (docs/distributed.md)"
                 )
             distributed.init_from_env(getattr(args, "device", "cpu"))
             if hasattr(args, "device"):

@@ -13,8 +13,9 @@ import inspect
 import json
 import sys
 import typing
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ssgan.cli.common import (
     add_dataset_args,
@@ -30,6 +31,9 @@ from ssgan.cli.common import (
     victim_class_names,
 )
 from ssgan.errors import DatasetError, OutputError, SSGANError
+
+if TYPE_CHECKING:
+    from ssgan.transforms import Transform
 
 # Files of a finished evaluation; any of them in --out means "results exist".
 _RESULT_FILES = ("summary.json", "records.jsonl", "report.html", "report.md")
@@ -152,7 +156,8 @@ def _check_out(out: Path, overwrite: bool) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ssgan.data.splits import make_split
-    from ssgan.evaluation import evaluate_attack, json_safe
+    from ssgan.evaluation import evaluate_attack, resolve_transforms
+    from ssgan.io import json_safe
     from ssgan.paper import paper_rows_for
 
     for name in ("batch_size", "examples"):
@@ -162,8 +167,6 @@ def run(args: argparse.Namespace) -> int:
         raise SSGANError(f"--limit {args.limit}: must be at least 1")
     out: Path = args.out
     _check_out(out, args.overwrite)
-    from ssgan.robustness import resolve_transforms
-
     try:
         transforms = resolve_transforms(args.transform)
     except ValueError as exc:
@@ -190,17 +193,12 @@ def run(args: argparse.Namespace) -> int:
 
     from ssgan import distributed
 
-    if distributed.is_active() and (args.target is not None or args.transfer_to):
-        raise SSGANError("--target and --transfer-to do not run under torchrun yet (one process)")
     if args.target is not None:
         if args.transfer_to:
             raise SSGANError("--transfer-to scores untargeted attacks; drop --target")
-        return _run_targeted(args, attack, victim, part, victim_classes or part.class_names, out)
+        names = victim_classes or part.class_names
+        return _run_targeted(args, attack, victim, part, names, out, transforms)
     transfer_victims = _load_transfer_victims(args, victim_classes or list(part.class_names))
-    if transfer_victims:
-        from ssgan.transfer import CapturingAttack
-
-        attack = CapturingAttack(attack)
     config = attack.config() if hasattr(attack, "config") else {}
     meta = {
         "attack": args.attack,
@@ -232,12 +230,13 @@ def run(args: argparse.Namespace) -> int:
         paper_rows=rows,
         meta=meta,
         transforms=transforms,
+        transfer_victims=transfer_victims,
     )
     s = result.summary
     if not distributed.is_main():
         return 0  # rank 0 writes and prints
     if transfer_victims:
-        _write_transfer(args, attack, transfer_victims, out)
+        _write_transfer(args, s["transfer"], out)
     if args.json:
         print(json.dumps(json_safe(s), indent=2, sort_keys=True))
     else:
@@ -273,15 +272,12 @@ def _load_transfer_victims(args: argparse.Namespace, class_names: list[str]) -> 
     return victims
 
 
-def _write_transfer(
-    args: argparse.Namespace, attack: Any, victims: dict[str, Any], out: Path
-) -> None:
-    from ssgan.evaluation import json_safe
-    from ssgan.io import atomic_write_json
+def _write_transfer(args: argparse.Namespace, scores: dict[str, Any], out: Path) -> None:
+    """``transfer.json``: each ``--transfer-to`` victim's figures (``ssgan.evaluation.transfer``)
+    beside the source victim's name; one line each on stdout."""
+    from ssgan.io import atomic_write_json, json_safe
     from ssgan.report.markdown import format_value as fmt
-    from ssgan.transfer import score_transfer
 
-    scores = {run: score_transfer(attack.calls, model) for run, model in victims.items()}
     atomic_write_json(out / "transfer.json", json_safe({"source": str(args.victim), **scores}))
     for run, s in scores.items():
         print(f"transfer to {run}: ASR {fmt(s['asr'], 'pct')} % of {s['n_right']} clips it "
@@ -290,11 +286,18 @@ def _write_transfer(
 
 
 def _run_targeted(
-    args: argparse.Namespace, attack: Any, victim: Any, part: Any, names: list[str], out: Path
+    args: argparse.Namespace,
+    attack: Any,
+    victim: Any,
+    part: Any,
+    names: list[str],
+    out: Path,
+    transforms: Sequence[Transform],
 ) -> int:
-    """``--target``: the targeted evaluation (ssgan.evaluation_targeted) instead of ASR."""
-    from ssgan.evaluation import json_safe
-    from ssgan.evaluation_targeted import evaluate_targeted
+    """``--target``: the targeted evaluation (ssgan.evaluation.targeted) instead of ASR."""
+    from ssgan import distributed
+    from ssgan.evaluation import evaluate_targeted
+    from ssgan.io import json_safe
     from ssgan.report.markdown import format_value as fmt
     from ssgan.targets import parse_target
 
@@ -307,13 +310,16 @@ def _run_targeted(
             "attack_config": attack.config() if hasattr(attack, "config") else {}}  # fmt: skip
     result = evaluate_targeted(attack, victim, part, target=target, generator_seed=args.seed,
                                batch_size=args.batch_size, progress=True, out_dir=out,
-                               class_names=names, meta=meta)  # fmt: skip
+                               class_names=names, meta=meta, transforms=transforms)  # fmt: skip
     s = result.summary
+    if not distributed.is_main():
+        return 0  # rank 0 writes and prints
     if args.json:
         print(json.dumps(json_safe(s), indent=2, sort_keys=True))
     else:
         print(f"{s['n']} clips ({s['n_skipped']} skipped): targeted success "
-              f"{fmt(s['success_rate'], 'pct')} % of {s['n_right']} right clips, MSNR true "
+              f"{fmt(s['success_rate'], 'pct')} % of {s['n_right']} right clips (after 16-bit "
+              f"PCM {fmt(s['success_rate_pcm16'], 'pct')} %), MSNR true "
               f"{fmt(s['msnr_db'], 'db')} dB (box [16] {fmt(s['msnr_box_db'], 'db')} dB); "
               f"report: {result.report_md}")  # fmt: skip
     return 0

@@ -146,10 +146,11 @@ def _register_transfer(inner: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, type=Path)
     add_device_arg(p)
-    p.set_defaults(func=run_transfer)
+    p.set_defaults(func=run_transfer, data_parallel=True)  # torchrun: docs/distributed.md
 
 
 def run_transfer(args: argparse.Namespace) -> int:
+    from ssgan import distributed
     from ssgan.reproduce_transfer import TransferOptions, reproduce_transfer
 
     try:
@@ -166,6 +167,8 @@ def run_transfer(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, seed=args.seed, device=args.device,
     )  # fmt: skip
     md = reproduce_transfer(opts)
+    if not distributed.is_main():
+        return 0  # rank 0 writes and prints
     print(md.read_text(encoding="utf-8"))
     print(f"transfer matrix written to {md}")
     return 0

@@ -104,8 +104,9 @@ def summary_table(
 
 
 def transform_table(summary: Mapping[str, Any]) -> tuple[list[str], list[list[str]]] | None:
-    """``(header, rows)``: ACC and ASR after each channel transform (``ssgan.robustness``), the
-    untransformed clips first; None when the evaluation had no transforms."""
+    """``(header, rows)``: ACC and ASR after each channel transform
+    (``ssgan.evaluation.robustness``), the untransformed clips first; None when the evaluation
+    had no transforms."""
     per = summary.get("transforms")
     if not per:
         return None

@@ -6,9 +6,11 @@ afresh for each of the two calls), so that a noise realisation, gain, shift or r
 the clean and the adversarial clip and only the perturbation differs. Then, per transform:
 
 - ``correct``: the victim still gets the transformed clean clip right;
-- ``success``: it does, and the transformed adversarial clip is misclassified (untargeted);
+- ``success``: it does, and the transformed adversarial clip is misclassified (untargeted) or
+  assigned to the target (targeted), as ``ssgan.evaluation.decisions`` defines it;
 - ``acc = n_right / n`` and ``asr = n_success / n_right`` (the paper's eq. 9, counted on the
-  clips the transform itself does not already break);
+  clips the transform itself does not already break; the targeted success rate for a targeted
+  evaluation);
 - ``kept = asr / asr_clean``: the share of the attack's success the transform leaves it.
 """
 
@@ -22,6 +24,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ssgan.evaluation.decisions import Decision, decide, rates
 from ssgan.transforms import Transform, parse_transforms
 
 __all__ = ["resolve_transforms", "score_transforms", "summarize_transforms", "transform_generator"]
@@ -56,26 +59,21 @@ def score_transforms(
     *,
     seed: int,
     first_index: int,
-) -> list[dict[str, dict[str, Any]]]:
+    target: Tensor | None = None,
+) -> list[dict[str, Decision]]:
     """Per clip of the batch: ``{spec: {clean_pred, adv_pred, correct, success}}``.
 
-    ``x``, ``x_adv``: ``(batch, time)`` on the victim's device; ``y``: labels ``(batch,)``.
+    ``x``, ``x_adv``: ``(batch, time)`` on the victim's device; ``y``: labels ``(batch,)``;
+    ``target``: the targets ``(batch,)`` of a targeted attack, None for an untargeted one.
     The victim is called without gradient; its mode is the caller's business (eval).
     """
-    out: list[dict[str, dict[str, Any]]] = [{} for _ in range(x.shape[0])]
+    out: list[dict[str, Decision]] = [{} for _ in range(x.shape[0])]
     for t in transforms:
         with torch.no_grad():
-            clean = victim(t(x, generator=transform_generator(seed, t.spec, first_index)))
-            adv = victim(t(x_adv, generator=transform_generator(seed, t.spec, first_index)))
-        for k, (c, a, label) in enumerate(
-            zip(clean.argmax(1).tolist(), adv.argmax(1).tolist(), y.tolist(), strict=True)
-        ):
-            out[k][t.spec] = {
-                "clean_pred": c,
-                "adv_pred": a,
-                "correct": c == label,
-                "success": c == label and a != label,
-            }
+            clean = t(x, generator=transform_generator(seed, t.spec, first_index))
+            adv = t(x_adv, generator=transform_generator(seed, t.spec, first_index))
+        for k, decision in enumerate(decide(victim, clean, adv, y, target)):
+            out[k][t.spec] = decision
     return out
 
 
@@ -84,23 +82,14 @@ def summarize_transforms(records: Sequence[Mapping[str, Any]]) -> dict[str, dict
 
     ``kept`` divides by the untransformed ASR of the same records (nan when either is undefined).
     """
-    n_right0 = sum(bool(r["correct"]) for r in records)
-    asr0 = sum(bool(r["success"]) for r in records) / n_right0 if n_right0 else math.nan
+    asr0 = rates(records)["asr"]
     specs: list[str] = []
     for r in records:
         specs += [s for s in r.get("transforms", {}) if s not in specs]
     out: dict[str, dict[str, Any]] = {}
     for spec in specs:
-        rows = [r["transforms"][spec] for r in records if spec in r.get("transforms", {})]
-        n_right = sum(bool(v["correct"]) for v in rows)
-        n_success = sum(bool(v["success"]) for v in rows)
-        asr = n_success / n_right if n_right else math.nan
-        out[spec] = {
-            "n": len(rows),
-            "n_right": n_right,
-            "n_success": n_success,
-            "acc": n_right / len(rows) if rows else math.nan,
-            "asr": asr,
-            "kept": asr / asr0 if asr0 and not math.isnan(asr0) else math.nan,
-        }
+        figures = rates([r["transforms"][spec] for r in records if spec in r.get("transforms", {})])
+        asr = figures["asr"]
+        figures["kept"] = asr / asr0 if asr0 and not math.isnan(asr0) else math.nan
+        out[spec] = figures
     return out
