@@ -30,7 +30,6 @@ import torch
 from torch import nn
 
 from conftest import synth_batch
-from ssgan.attacks.ssgan import GAN_KIND
 from ssgan.io import flatten_state_dicts, save_checkpoint
 from ssgan.models.envnet import ENVNET_MIN_WINDOW, ENVNET_WINDOW, MODELS
 from ssgan.models.generators import build_generator
@@ -38,6 +37,7 @@ from ssgan.models.generators.base import Generator
 from ssgan.models.generators.spec import GeneratorSpec
 from ssgan.models.victim import VICTIM_KIND
 from ssgan.training.gan import PROFILES
+from ssgan.training.gan_checkpoint import GAN_KIND
 from ssgan.training.victim import VictimTrainConfig
 
 

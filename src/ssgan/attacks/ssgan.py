@@ -35,17 +35,19 @@ from ssgan import SAMPLE_RATE
 from ssgan.attacks.base import LearnedAttack
 from ssgan.attacks.checks import check_choice, check_int, check_positive
 from ssgan.attacks.ddn import quietest_scale, refine_min_norm
-from ssgan.attacks.ssgan_run import GAN_KIND, attack_from_run, train_config
 from ssgan.data import segments as sip
 from ssgan.io import unflatten_state_dict
 from ssgan.losses import input_gradient
 from ssgan.models.generators import build_generator
 from ssgan.models.generators.base import Generator
 from ssgan.models.generators.spec import GeneratorSpec
+from ssgan.training.gan import fit_gan
+from ssgan.training.gan_checkpoint import load_generator
+from ssgan.training.gan_config import fit_config
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["GAN_KIND", "PRECISIONS", "SSGANAttack"]
+__all__ = ["PRECISIONS", "SSGANAttack"]
 
 PRECISIONS = ("float32", "bfloat16")
 """Arithmetic of the generator at attack time (``SSGANAttack(precision=...)``)."""
@@ -237,7 +239,7 @@ class SSGANAttack(LearnedAttack):
         """
         if segment_seconds is not None:
             check_positive("segment_seconds", segment_seconds)
-        options = {
+        options: dict[str, Any] = {
             "overlap": overlap,
             "chunk_segments": chunk_segments,
             "precision": precision,
@@ -248,8 +250,10 @@ class SSGANAttack(LearnedAttack):
             "refine_steps": refine_steps,
             "refine_gamma": refine_gamma,
         }
-        attack = attack_from_run(cls, run_dir, checkpoint, segment_seconds, options)
-        attack.generator.to(device).eval()
+        generator, t1 = load_generator(run_dir, checkpoint)
+        segment_seconds = t1 if segment_seconds is None else segment_seconds
+        attack = cls(segment_seconds=segment_seconds, spec=generator.spec, **options)
+        attack.generator = generator.to(device).eval()
         attack._fitted = True
         return attack
 
@@ -275,10 +279,8 @@ class SSGANAttack(LearnedAttack):
         generator: torch.Generator,
         progress: bool,
     ) -> None:
-        from ssgan.training.gan import fit_gan
-
         seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
-        config = train_config(self, seed)
+        config = fit_config(self.profile, self.spec, self.segment_seconds, seed, self.epochs)
         state = fit_gan(config, model, (clips, labels.tolist()), progress=progress)
         self.generator = state.G.eval()
         self._fitted = True

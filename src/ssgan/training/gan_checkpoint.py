@@ -28,6 +28,10 @@ from ssgan.io import (
     trim_metrics,
     unflatten_state_dict,
 )
+from ssgan.models.generators import build_generator
+from ssgan.models.generators.base import Generator
+from ssgan.models.generators.spec import GeneratorSpec
+from ssgan.pretrained import resolve_run
 from ssgan.training.gan_config import GANTrainConfig
 from ssgan.training.gan_steps import GANState, make_state
 
@@ -188,3 +192,28 @@ def prepare_run_dir(
         if not resume and (out_dir / "metrics.jsonl").exists():
             (out_dir / "metrics.jsonl").unlink()
     return resume, loaded
+
+
+def load_generator(run_dir: str | Path, checkpoint: str = "best") -> tuple[Generator, float]:
+    """The generator of a run written by ``ssgan train gan`` (its shape from the metadata, its
+    weights from the safetensors) and the run's crop length t1; ``CheckpointError`` naming the
+    file when that cannot be done. ``run_dir`` may name a shipped generator,
+    ``pretrained:NAME`` (``ssgan.pretrained``)."""
+    run_dir = resolve_run(run_dir)
+    tensors, meta, _ = load_checkpoint(run_dir, checkpoint)
+    where = Path(run_dir) / f"{checkpoint}.json"
+    if meta.get("kind") != GAN_KIND:
+        raise CheckpointError(
+            f"{where}: not an SSGAN checkpoint (kind={meta.get('kind')!r}, expected {GAN_KIND!r})"
+        )
+    shape = meta.get("generator")
+    if not isinstance(shape, dict) or "segment_seconds" not in meta:
+        raise CheckpointError(f"{where}: metadata lacks the generator shape or segment_seconds")
+    try:
+        # runs written before "output" existed had the paper's tanh output
+        generator = build_generator(GeneratorSpec.from_dict({"output": "tanh", **shape}))
+        generator.load_state_dict(unflatten_state_dict(tensors, "G"), strict=True)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        first = " ".join(str(exc).split())[:300]
+        raise CheckpointError(f"{where}: cannot rebuild the generator ({first})") from None
+    return generator, float(meta["segment_seconds"])

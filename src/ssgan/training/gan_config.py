@@ -328,3 +328,20 @@ PROFILES: dict[str, GANTrainConfig] = {
     # t1, flat from epoch ~11 on; ESC-10 gives 18 steps an epoch where the paper's ESC-50 gave 112.
     "paper": GANTrainConfig(),
 }
+
+
+def fit_config(
+    profile: str,
+    spec: GeneratorSpec,
+    segment_seconds: float,
+    seed: int,
+    epochs: int | None = None,
+) -> GANTrainConfig:
+    """The training config of ``SSGANAttack.fit``: the ``profile``'s settings with the attack's
+    generator shape, crop length t1, seed and (if given) epochs."""
+    if profile not in PROFILES:
+        raise ValueError(f"profile={profile!r}: expected one of {', '.join(PROFILES)}")
+    config = dataclasses.replace(
+        PROFILES[profile].with_generator(spec), segment_seconds=segment_seconds, seed=seed
+    )
+    return config if epochs is None else dataclasses.replace(config, epochs=epochs)
