@@ -162,12 +162,12 @@ def test_set_reaches_the_setting_it_names(capsys, tmp_path) -> None:
 
 
 def test_uap_settings_apply_on_top_of_the_profile() -> None:
-    from ssgan.reproduce import UAP_PROFILES, uap_settings
+    from ssgan.reproduce import REPRODUCE_PROFILES, uap_settings
 
     got = uap_settings("smoke", {"uap-iterative": ("max_passes=4",), "uap-fit": ("clips=3",)})
     assert got["uap-iterative"]["max_passes"] == "4" and got["fit"]["clips"] == 3
-    assert got["uap-penalty"] == UAP_PROFILES["smoke"]["uap-penalty"]
-    assert UAP_PROFILES["smoke"]["fit"]["clips"] != 3  # the profile itself is untouched
+    assert got["uap-penalty"] == dict(REPRODUCE_PROFILES["smoke"].uap_penalty)
+    assert REPRODUCE_PROFILES["smoke"].uap_fit_clips != 3  # the profile itself is untouched
     with pytest.raises(ValueError, match="whole number"):
         uap_settings("smoke", {"uap-fit": ("clips=x",)})
 
@@ -180,6 +180,26 @@ def test_config_show_uap(capsys) -> None:
     assert shown["fit"]["clips"] == 7 and "max_passes" in shown["uap-iterative"]
     assert main(["config", "show", "uap", "--set", "clips=7"]) == 2
     assert "uap-fit.clips" in capsys.readouterr().err
+
+
+def test_config_show_reproduce_prints_every_setting_a_profile_makes(capsys) -> None:
+    """One profile, read by `ssgan reproduce`: its victim, GAN and table settings, with --set
+    applied to the training sections as `ssgan reproduce --set` does."""
+    import json
+
+    from ssgan.reproduce import REPRODUCE_PROFILES
+    from ssgan.training.gan import PROFILES as GAN_PROFILES
+
+    argv = ["config", "show", "reproduce", "--profile", "cpu", "--model", "envnetv2"]
+    assert main([*argv, "--set", "gan.epochs=3", "--set", "victim.epochs=7"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["gan"]["epochs"] == 3 and shown["victim"]["epochs"] == 7
+    assert shown["gan"]["snr_db"] == GAN_PROFILES["cpu"].snr_db
+    tables = REPRODUCE_PROFILES["cpu"]
+    assert shown["tables"]["train_clips_evaluated"] == tables.train_clips_evaluated == 200
+    assert shown["tables"]["uap_fit_clips"] == tables.uap_fit_clips
+    assert main(["config", "show", "reproduce", "--profile", "cpu-box"]) == 2
+    assert "expected one of smoke, demo, cpu, paper" in capsys.readouterr().err
 
 
 def test_transfer_settings_keep_their_order(monkeypatch, tmp_path) -> None:

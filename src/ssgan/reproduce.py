@@ -27,9 +27,9 @@ from ssgan.paper import TABLE_II, TABLE_III
 from ssgan.report.tables import write_table
 from ssgan.reproduce_stages import (
     PROFILES,
+    REPRODUCE_PROFILES,
     TABLE2_SEGMENTS,
     TABLE3_METHODS,
-    UAP_PROFILES,
     Reporter,
     ReproduceOptions,
     Stage,
@@ -37,6 +37,7 @@ from ssgan.reproduce_stages import (
     gan_stage,
     on_main_write,
     prepare_stages,
+    reproduce_profile,
     run_stages,
     stratified_sample,
     uap_settings,
@@ -44,12 +45,10 @@ from ssgan.reproduce_stages import (
 )
 
 __all__ = [
-    "EVAL_TRAIN_CLIPS",
     "PROFILES",
-    "REFINE_STEPS",
+    "REPRODUCE_PROFILES",
     "TABLE2_SEGMENTS",
     "TABLE3_METHODS",
-    "UAP_PROFILES",
     "Reporter",
     "ReproduceOptions",
     "Stage",
@@ -66,21 +65,13 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Training clips the train-side columns are measured on (a stratified sample; 0 = all). Attacking
-#: and scoring all 1,584 UrbanSound8K training clips three times (clean, adversarial, PCM16) costs
-#: far more than the CPU budget; the caption of every table says which sample was used. (Smoke:
-#: one clip per ESC-10 class, so that its every row, attack-time searches included, takes seconds.)
-EVAL_TRAIN_CLIPS = {"smoke": 10, "demo": 0, "cpu": 200, "paper": 0}
 #: Table II's rows per generator: query-free, then the attack-time steps that query the victim
-#: (``SSGANAttack`` settings; ``None`` = the profile's ``REFINE_STEPS``).
+#: (``SSGANAttack`` settings; ``None`` = the profile's ``refine_steps``).
 ATTACK_TIME_ROWS: dict[str, dict[str, Any]] = {
     "": {},
     " + quietest": {"quietest": True},
     " + refine + quietest": {"refine_steps": None, "quietest": True},
 }
-#: Minimum-norm steps of the "+ refine" row (chosen on validation clips: docs/notebook/recipe.md),
-#: and of its control, the same search from zero (DDN) without a generator.
-REFINE_STEPS = {"smoke": 2, "demo": 5, "cpu": 10, "paper": 10}
 
 
 def reproduce_table2(opts: ReproduceOptions, report: Reporter = log.info) -> Path:
@@ -88,7 +79,7 @@ def reproduce_table2(opts: ReproduceOptions, report: Reporter = log.info) -> Pat
     from ssgan.attacks.ssgan import SSGANAttack
 
     train, test, gan_train, gan_val, info, stages, victim_dir = prepare_stages(opts, "envnet")
-    n_eval = EVAL_TRAIN_CLIPS[opts.profile]
+    n_eval = reproduce_profile(opts.profile).train_clips_evaluated
     train_eval = stratified_sample(train, n_eval, opts.seed) if n_eval else train
     info["n_train_evaluated"] = len(train_eval)
     rows = []
@@ -115,7 +106,10 @@ def reproduce_table2(opts: ReproduceOptions, report: Reporter = log.info) -> Pat
         # row, never mixed with the query-free one): the quietest-scale search, and the
         # minimum-norm refinement from G's output (docs/notebook/recipe.md, "Per-example loudness").
         for suffix, extra in ATTACK_TIME_ROWS.items():
-            extra = {k: REFINE_STEPS[opts.profile] if v is None else v for k, v in extra.items()}
+            extra = {
+                k: reproduce_profile(opts.profile).refine_steps if v is None else v
+                for k, v in extra.items()
+            }
             label = suffix.replace("refine", f"refine {extra.get('refine_steps', '')}").rstrip()
             row_tag = tag + suffix.replace(" + ", "_")
             what = f"SSGAN{label} t1={t1:g} s"
@@ -159,7 +153,7 @@ def reproduce_table2(opts: ReproduceOptions, report: Reporter = log.info) -> Pat
     gan_config = apply_overrides(GAN_PROFILES[opts.profile], list(opts.gan_overrides))
     convention = gan_config.snr_convention
 
-    ddn_steps = REFINE_STEPS[opts.profile]
+    ddn_steps = reproduce_profile(opts.profile).refine_steps
     for subset, ds in (("train", train_eval), ("test", test)):
         stages.append(
             eval_stage(
@@ -229,7 +223,7 @@ def reproduce_table3(opts: ReproduceOptions, report: Reporter = log.info) -> Pat
     from ssgan.attacks.ssgan import SSGANAttack
 
     train, test, gan_train, gan_val, info, stages, victim_dir = prepare_stages(opts, "envnetv2")
-    n_eval = EVAL_TRAIN_CLIPS[opts.profile]
+    n_eval = reproduce_profile(opts.profile).train_clips_evaluated
     train_eval = stratified_sample(train, n_eval, opts.seed) if n_eval else train
     info["n_train_evaluated"] = len(train_eval)
     rows = []

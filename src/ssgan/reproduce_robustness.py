@@ -30,6 +30,7 @@ from ssgan.reproduce_stages import (
     gan_stage,
     log,
     prepare_stages,
+    reproduce_profile,
     run_stages,
     uap_stage,
 )
@@ -75,16 +76,6 @@ LABELS = {
     "uap": "UAP (iterative)",
 }
 
-#: Per-sample attack settings per profile (the attacks' defaults where not set). PGD-EOT draws
-#: ``eot_samples`` channels per step; smoke keeps every attack to seconds.
-ATTACK_SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
-    "smoke": {"pgd": {"steps": 2}, "cw": {"steps": 3, "binary_search_steps": 1}},
-    "demo": {"pgd": {"steps": 10}, "cw": {"steps": 30, "binary_search_steps": 2}},
-    "cpu": {"pgd": {"steps": 20}, "cw": {"steps": 100, "binary_search_steps": 3}},
-    "paper": {"pgd": {"steps": 50}, "cw": {}},
-}
-EOT_SAMPLES = {"smoke": 1, "demo": 2, "cpu": 4, "paper": 8}
-
 
 def robustness_transforms(dataset_root: Path) -> list[str]:
     """``ROBUSTNESS_TRANSFORMS``, plus real background noise when ESC-50's wind clips exist."""
@@ -118,7 +109,8 @@ def reproduce_robustness(
     train, test, gan_train, gan_val, info, stages, victim_dir = prepare_stages(opts, "envnet")
     root = Path(info["root"])
     specs = [t.spec for t in resolve_transforms(transforms or robustness_transforms(root))]
-    settings = ATTACK_SETTINGS[opts.profile]
+    profile = reproduce_profile(opts.profile)
+    settings = {"pgd": dict(profile.pgd), "cw": dict(profile.cw)}
     eot_gan = [*opts.gan_overrides, f"eot={','.join(eot)}", f"eot_prob={eot_prob}"]
     makers: dict[str, Callable[[], Any]] = {}
     for method in methods:
@@ -153,7 +145,7 @@ def reproduce_robustness(
         else:
             kwargs = dict(settings["pgd"])
             if method == "pgd-eot":
-                kwargs.update(eot=tuple(eot), eot_samples=EOT_SAMPLES[opts.profile])
+                kwargs.update(eot=tuple(eot), eot_samples=profile.eot_samples)
             makers[method] = partial(PGD, **kwargs)
     for method in methods:
         stages.append(

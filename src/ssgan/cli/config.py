@@ -1,5 +1,6 @@
-"""``ssgan config show victim|gan --profile P [--model M] [--set key=value ...]``: the resolved
-settings a training would use, as JSON (the same resolution as ``ssgan train``, nothing run)."""
+"""``ssgan config show victim|gan|uap|reproduce --profile P [--model M] [--set key=value ...]``:
+the resolved settings a command would use, as JSON (the same resolution as ``ssgan train`` and
+``ssgan reproduce``, nothing run)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from ssgan.config import apply_overrides, to_dict
 
 def register(sub: argparse._SubParsersAction) -> None:
     from ssgan.models.registry import MODELS
+    from ssgan.reproduce_stages import REPRODUCE_PROFILES
     from ssgan.training.gan import PROFILES as GAN_PROFILES
     from ssgan.training.victim import PROFILES as VICTIM_PROFILES
 
@@ -21,14 +23,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     show = inner.add_parser("show", help="the settings `ssgan train` would use, as JSON")
     show.add_argument(
         "what",
-        choices=("victim", "gan", "uap"),
-        help="which training (uap: the universal perturbations `ssgan reproduce` fits)",
+        choices=("victim", "gan", "uap", "reproduce"),
+        help="which settings: a training (victim, gan), the universal perturbations `ssgan "
+        "reproduce` fits (uap), or everything a reproduce profile sets (reproduce: its victim, "
+        "GAN and table settings)",
     )
     show.add_argument(
         "--profile",
         default="cpu",
-        help=f"victim: {', '.join(VICTIM_PROFILES)}; gan: {', '.join(GAN_PROFILES)}; uap: the "
-        "reproduce profiles",
+        help=f"victim: {', '.join(VICTIM_PROFILES)}; gan: {', '.join(GAN_PROFILES)}; uap, "
+        f"reproduce: {', '.join(REPRODUCE_PROFILES)}",
     )
     show.add_argument("--model", choices=tuple(MODELS), default="envnet", help="victim only")
     show.add_argument(
@@ -50,15 +54,27 @@ def run(args: argparse.Namespace) -> int:
 
     config: Any
     try:
-        if args.what == "uap":
-            from ssgan.reproduce import UAP_PROFILES, uap_settings
+        if args.what == "reproduce":
+            from ssgan.reproduce_stages import reproduce_profile
 
-            if args.profile not in UAP_PROFILES:
-                raise ValueError(
-                    f"profile={args.profile!r}: expected one of {', '.join(UAP_PROFILES)}"
-                )
-            sections = ("uap-iterative", "uap-penalty", "uap-fit")
-            uap = split_sections(args.settings, sections=sections)
+            tables = reproduce_profile(args.profile)
+            overrides = split_sections(args.settings, sections=("victim", "gan"))
+            shown = {
+                "victim": to_dict(
+                    apply_overrides(get_profile(args.profile, args.model), overrides["victim"])
+                ),
+                "gan": to_dict(apply_overrides(GAN_PROFILES[args.profile], overrides["gan"])),
+                "tables": to_dict(tables),
+            }
+            print(json.dumps(shown, indent=2, sort_keys=True))
+            return 0
+        if args.what == "uap":
+            from ssgan.reproduce_stages import reproduce_profile, uap_settings
+
+            reproduce_profile(args.profile)
+            uap = split_sections(
+                args.settings, sections=("uap-iterative", "uap-penalty", "uap-fit")
+            )
             shown = uap_settings(args.profile, {k: tuple(v) for k, v in uap.items() if v})
             print(json.dumps(shown, indent=2, sort_keys=True))
             return 0

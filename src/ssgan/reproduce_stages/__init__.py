@@ -20,29 +20,36 @@ from __future__ import annotations
 
 from ssgan.reproduce_stages.evaluate import eval_stage
 from ssgan.reproduce_stages.options import (
-    PROFILES,
     TABLE2_SEGMENTS,
     TABLE3_METHODS,
     ReproduceOptions,
     prepare_stages,
 )
 from ssgan.reproduce_stages.pipeline import Reporter, Stage, log, on_main_write, run_stages
+from ssgan.reproduce_stages.profiles import (
+    PROFILES,
+    REPRODUCE_PROFILES,
+    ReproduceProfile,
+    reproduce_profile,
+)
 from ssgan.reproduce_stages.training import gan_stage, victim_stage
-from ssgan.reproduce_stages.uap import UAP_PROFILES, stratified_sample, uap_settings, uap_stage
+from ssgan.reproduce_stages.uap import stratified_sample, uap_settings, uap_stage
 
 __all__ = [
     "PROFILES",
+    "REPRODUCE_PROFILES",
     "TABLE2_SEGMENTS",
     "TABLE3_METHODS",
-    "UAP_PROFILES",
     "Reporter",
     "ReproduceOptions",
+    "ReproduceProfile",
     "Stage",
     "eval_stage",
     "gan_stage",
     "log",
     "on_main_write",
     "prepare_stages",
+    "reproduce_profile",
     "run_stages",
     "stratified_sample",
     "uap_settings",

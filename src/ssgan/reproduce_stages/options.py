@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING, Any
 from ssgan.data import ClipDataset, load_dataset, make_split
 from ssgan.io import atomic_write_json
 from ssgan.reproduce_stages.pipeline import Stage
+from ssgan.reproduce_stages.profiles import reproduce_profile
 from ssgan.reproduce_stages.training import victim_stage
 
 if TYPE_CHECKING:
     from ssgan.models.user_victim import VictimSpec
 
-PROFILES = ("smoke", "demo", "cpu", "paper")
 TABLE2_SEGMENTS = (0.8, 1.6, 3.2, 4.0)
 TABLE3_METHODS = ("ssgan", "uap-iterative", "uap-penalty")
 
@@ -42,7 +42,7 @@ class ReproduceOptions:
     victim_overrides: tuple[str, ...] = ()
     gan_overrides: tuple[str, ...] = ()
     #: ``--set uap-iterative.KEY=V`` / ``uap-penalty.KEY=V`` / ``uap-fit.clips=N``: changes to
-    #: the profile's ``UAP_PROFILES`` entry (section -> ``KEY=VALUE`` items).
+    #: the profile's universal-perturbation settings (section -> ``KEY=VALUE`` items).
     uap_overrides: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
     seed: int = 0
 
@@ -50,8 +50,7 @@ class ReproduceOptions:
 def prepare_stages(
     opts: ReproduceOptions, model: str
 ) -> tuple[ClipDataset, ClipDataset, ClipDataset, ClipDataset, dict[str, Any], list[Stage], Path]:
-    if opts.profile not in PROFILES:
-        raise ValueError(f"profile={opts.profile!r}: expected one of {', '.join(PROFILES)}")
+    reproduce_profile(opts.profile)  # an unknown profile fails before any data is read
     ds = load_dataset(opts.dataset, opts.root)
     train, test = make_split(ds, opts.split, seed=opts.split_seed)
     # The generator's validation clips come out of the training split (never the test split).

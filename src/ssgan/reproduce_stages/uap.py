@@ -10,33 +10,10 @@ from typing import TYPE_CHECKING, Any
 from ssgan.data import ClipDataset
 from ssgan.io import atomic_write_json
 from ssgan.reproduce_stages.pipeline import Stage
+from ssgan.reproduce_stages.profiles import reproduce_profile
 
 if TYPE_CHECKING:
     from ssgan.models.user_victim import VictimSpec
-
-#: Settings of the universal perturbations per profile. Their fit is a per-sample attack (DDN)
-#: or an optimisation over the training clips; on CPU they are fitted on a stratified sample.
-UAP_PROFILES: dict[str, dict[str, dict[str, Any]]] = {
-    "smoke": {
-        "uap-iterative": {"max_passes": 1, "ddn_steps": 3},
-        "uap-penalty": {"max_epochs": 2},
-        "fit": {"clips": 8},
-    },
-    "demo": {
-        "uap-iterative": {"max_passes": 2, "ddn_steps": 20},
-        "uap-penalty": {"max_epochs": 20},
-        "fit": {"clips": 40},
-    },
-    # Measured: one DDN step on a 4 s UrbanSound8K clip (10 crops, EnvNet-v2) is ~0.1 s on 2
-    # cores, so a pass over 200 clips at 30 steps took over half an hour; 50 clips keep a fit
-    # within ~10 minutes.
-    "cpu": {
-        "uap-iterative": {"max_passes": 2, "ddn_steps": 20},
-        "uap-penalty": {"max_epochs": 20},
-        "fit": {"clips": 50},
-    },
-    "paper": {"uap-iterative": {}, "uap-penalty": {}, "fit": {"clips": 0}},  # 0 = all clips
-}
 
 
 def uap_stage(
@@ -87,12 +64,18 @@ def uap_stage(
 
 
 def uap_settings(profile: str, overrides: dict[str, tuple[str, ...]]) -> dict[str, dict[str, Any]]:
-    """``UAP_PROFILES[profile]`` with ``--set uap-iterative.KEY=V`` / ``uap-penalty.KEY=V`` /
-    ``uap-fit.clips=N`` applied (``overrides``: section -> items); ``ValueError`` names an unknown
-    key. An attack's own keys are checked by the attack when it is built."""
+    """The ``profile``'s universal-perturbation settings (``REPRODUCE_PROFILES``) with
+    ``--set uap-iterative.KEY=V`` / ``uap-penalty.KEY=V`` / ``uap-fit.clips=N`` applied
+    (``overrides``: section -> items); ``ValueError`` names an unknown key. An attack's own keys
+    are checked by the attack when it is built."""
     from ssgan.config import parse_key_values
 
-    settings = {name: dict(values) for name, values in UAP_PROFILES[profile].items()}
+    p = reproduce_profile(profile)
+    settings: dict[str, dict[str, Any]] = {
+        "uap-iterative": dict(p.uap_iterative),
+        "uap-penalty": dict(p.uap_penalty),
+        "fit": {"clips": p.uap_fit_clips},
+    }
     for section, items in overrides.items():
         name = "fit" if section == "uap-fit" else section
         if name not in settings:
