@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -38,7 +37,6 @@ from tqdm.auto import tqdm
 
 from ssgan import distributed
 from ssgan.data.segments import random_crops
-from ssgan.errors import TrainingDivergedError
 from ssgan.io import append_json_line, json_safe
 from ssgan.models.generators.front_end import front_spec
 from ssgan.models.victim import victim_frozen
@@ -57,6 +55,7 @@ from ssgan.training.gan_steps import (
     training_victim,
     victim_gradient,
 )
+from ssgan.training.loop import check_finite
 
 logger = logging.getLogger(__name__)
 
@@ -202,7 +201,11 @@ def _loop(
             metrics: dict[str, float] = {
                 k: v / (len(batches) * world) for k, v in zip(keys, totals, strict=True)
             }
-            _check_diverged(state, metrics.get("g/loss", 0.0), state.epoch, out_dir)
+            check_finite(
+                (state.G, state.D), metrics.get("g/loss", 0.0), what="GAN training",
+                epoch=state.epoch, out=out_dir,
+                remedy="Check the victim, or train again with a lower learning rate",
+            )  # fmt: skip
             if val_clips and validate is not None:
                 metrics.update(validate(state, victim, val_clips, val_labels, device=device))
             metrics["lr"] = state.opt_G.param_groups[0]["lr"]
@@ -315,16 +318,3 @@ def train_gan(
         validate=validate,
     )
     return summary
-
-
-def _check_diverged(state: GANState, g_loss: float, epoch: int, out_dir: Path | None) -> None:
-    """Stop a diverged training (non-finite G loss or weights) before it writes a checkpoint:
-    the previous one stays. A victim with NaN weights makes every gradient NaN, for one."""
-    params = (p for net in (state.G, state.D) for p in net.parameters())
-    if math.isfinite(g_loss) and all(bool(torch.isfinite(p).all()) for p in params):
-        return
-    where = f"{out_dir}: " if out_dir is not None else ""
-    raise TrainingDivergedError(
-        f"{where}GAN training diverged at epoch {epoch} (mean G loss {g_loss}); no checkpoint "
-        "of it was written. Check the victim, or train again with a lower learning rate"
-    )

@@ -31,7 +31,6 @@ every batch with crops from its own generator, and rank 0 alone evaluates and wr
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -42,7 +41,7 @@ from torch import nn
 
 from ssgan import distributed
 from ssgan.config import to_dict
-from ssgan.errors import CheckpointError, DatasetError, TrainingDivergedError
+from ssgan.errors import CheckpointError, DatasetError
 from ssgan.io import (
     append_json_line,
     atomic_write_json,
@@ -53,6 +52,7 @@ from ssgan.io import (
 from ssgan.models.registry import build_model
 from ssgan.models.victim import ClipClassifier, predict_clips
 from ssgan.training import parallel
+from ssgan.training.loop import check_finite
 from ssgan.training.victim_checkpoint import (
     checkpoint_meta,
     model_weights,
@@ -280,7 +280,11 @@ def _loop(
                 correct += stats["correct"]
                 seen += len(idx)
             loss_sum, correct, seen = distributed.all_reduce_sum([loss_sum, correct, seen])
-            _check_diverged(state.net, loss_sum / max(seen, 1), epoch, lr, out)
+            check_finite(
+                (state.net,), loss_sum / max(seen, 1), what="training",
+                epoch=epoch, out=out,
+                remedy=f"Train again with a learning rate below {lr:g} (--set lr=...)",
+            )  # fmt: skip
             test_acc: float | None = None
             if epoch % config.eval_every == 0 or epoch == config.epochs:
                 # rank 0 evaluates; the others wait for its figure
@@ -342,14 +346,3 @@ def _loop(
         distributed.barrier("waiting for rank 0's files")
     finally:
         bar.close()
-
-
-def _check_diverged(net: nn.Module, loss: float, epoch: int, lr: float, out: Path) -> None:
-    """Stop a diverged training before it writes a checkpoint: its weights would be NaN (a
-    victim answering one class for every input), and the previous checkpoint stays."""
-    if math.isfinite(loss) and all(bool(torch.isfinite(p).all()) for p in net.parameters()):
-        return
-    raise TrainingDivergedError(
-        f"{out}: training diverged at epoch {epoch} (mean loss {loss}, lr {lr:g}); no "
-        "checkpoint of it was written. Train again with a lower learning rate (--set lr=...)"
-    )
