@@ -21,11 +21,18 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from ssgan.attacks.noise import GaussianNoise
+from ssgan.attacks.pgd import PGD
+from ssgan.attacks.ssgan import SSGANAttack
 from ssgan.data import bundled_root, load_dataset
 from ssgan.data.splits import make_split
+from ssgan.gan_validation import validate_generator
 from ssgan.io import atomic_write_text
+from ssgan.models.victim import load_victim
 from ssgan.pretrained import PREFIX, provenance, resolve_run
 from ssgan.reproduce_stages import Reporter, Stage, eval_stage, run_stages
+from ssgan.training.gan import PROFILES as GAN_PROFILES
+from ssgan.training.gan import train_gan
 
 __all__ = ["DEMO_GENERATOR", "DEMO_VICTIM", "run_demo"]
 
@@ -63,14 +70,6 @@ def run_demo(
 ) -> Path:
     """Run the demo into ``out``; returns the path of ``demo.md`` (its table)."""
     import json
-
-    from ssgan.attacks.noise import GaussianNoise
-    from ssgan.attacks.pgd import PGD
-    from ssgan.attacks.ssgan import SSGANAttack
-    from ssgan.gan_validation import validate_generator
-    from ssgan.models.victim import load_victim
-    from ssgan.training.gan import PROFILES as GAN_PROFILES
-    from ssgan.training.gan import train_gan
 
     out.mkdir(parents=True, exist_ok=True)
     dataset = load_dataset("esc10", bundled_root())

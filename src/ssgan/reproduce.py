@@ -22,6 +22,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from ssgan.attacks import attack_class
+from ssgan.attacks.base import LearnedAttack
+from ssgan.attacks.ddn import DDN
+from ssgan.attacks.noise import GaussianNoise
+from ssgan.attacks.ssgan import SSGANAttack
 from ssgan.config import apply_overrides
 from ssgan.paper import TABLE_II, TABLE_III
 from ssgan.report.tables import write_table
@@ -43,6 +48,7 @@ from ssgan.reproduce_stages import (
     uap_settings,
     uap_stage,
 )
+from ssgan.training.gan import PROFILES as GAN_PROFILES
 
 __all__ = [
     "PROFILES",
@@ -76,7 +82,6 @@ ATTACK_TIME_ROWS: dict[str, dict[str, Any]] = {
 
 def reproduce_table2(opts: ReproduceOptions, report: Reporter = log.info) -> Path:
     """Table II: SSGAN with each segment length against EnvNet; returns ``table2.md``."""
-    from ssgan.attacks.ssgan import SSGANAttack
 
     train, test, gan_train, gan_val, info, stages, victim_dir = prepare_stages(opts, "envnet")
     n_eval = reproduce_profile(opts.profile).train_clips_evaluated
@@ -146,9 +151,6 @@ def reproduce_table2(opts: ReproduceOptions, report: Reporter = log.info) -> Pat
             rows.append((f"{t1:g} s{label}", row_tag, [] if extra else paper))
     # The control of the "+ refine" rows: the same attack-time search from zero, no generator,
     # its SNR limits in the generator's convention.
-    from ssgan.attacks.ddn import DDN
-    from ssgan.attacks.noise import GaussianNoise
-    from ssgan.training.gan import PROFILES as GAN_PROFILES
 
     gan_config = apply_overrides(GAN_PROFILES[opts.profile], list(opts.gan_overrides))
     convention = gan_config.snr_convention
@@ -218,9 +220,6 @@ def reproduce_table2(opts: ReproduceOptions, report: Reporter = log.info) -> Pat
 
 def reproduce_table3(opts: ReproduceOptions, report: Reporter = log.info) -> Path:
     """Table III: SSGAN (1.6 s) and Abdoli's Iterative / Penalty against EnvNet-v2."""
-    from ssgan.attacks import attack_class
-    from ssgan.attacks.base import LearnedAttack
-    from ssgan.attacks.ssgan import SSGANAttack
 
     train, test, gan_train, gan_val, info, stages, victim_dir = prepare_stages(opts, "envnetv2")
     n_eval = reproduce_profile(opts.profile).train_clips_evaluated

@@ -22,7 +22,12 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from ssgan import distributed
+from ssgan.attacks import PGD, UAPIterative, make_attack
+from ssgan.attacks.ssgan import SSGANAttack
+from ssgan.evaluation import resolve_transforms
 from ssgan.io import atomic_write, atomic_write_json, atomic_write_text
+from ssgan.report.html import data_uri
 from ssgan.reproduce_stages import (
     Reporter,
     ReproduceOptions,
@@ -34,6 +39,7 @@ from ssgan.reproduce_stages import (
     run_stages,
     uap_stage,
 )
+from ssgan.transforms import EOT
 
 #: The channels of the table. ``bgnoise`` (ESC-50's "wind" clips of folds 1-4, a class outside
 #: ESC-10, so no test clip and no label leaks in) is added when those files exist.
@@ -97,10 +103,6 @@ def reproduce_robustness(
 ) -> Path:
     """Train / fit what is missing, evaluate every attack on the test split after every
     transform, write the table and chart; returns ``robustness.md``."""
-    from ssgan.attacks import PGD, UAPIterative, make_attack
-    from ssgan.attacks.ssgan import SSGANAttack
-    from ssgan.evaluation import resolve_transforms
-    from ssgan.transforms import EOT
 
     bad = [m for m in methods if m not in METHODS]
     if bad or not methods:
@@ -165,7 +167,6 @@ def reproduce_robustness(
         f"({info['n_test']} test clips; profile {opts.profile}) after each channel transform. "
         f"EOT trains through {', '.join(eot)} (probability {eot_prob:g})."
     )
-    from ssgan import distributed
 
     return distributed.on_main(
         lambda: write_robustness_table(opts.out, list(methods), specs, caption, seconds)
@@ -274,7 +275,6 @@ def robustness_chart_png(
 
 
 def _html(caption: str, head: list[str], rows: list[list[str]], note: str, png: bytes) -> str:
-    from ssgan.report.html import data_uri
 
     cells = "".join(f"<th>{escape(h)}</th>" for h in head)
     body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in r) + "</tr>" for r in rows)

@@ -21,7 +21,13 @@ from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
+from ssgan import distributed
+from ssgan.attacks import make_attack
+from ssgan.attacks.ssgan import SSGANAttack
+from ssgan.data import load_dataset, make_split
 from ssgan.errors import DatasetError, SSGANError
+from ssgan.evaluation import transfer_matrix, write_transfer_report
+from ssgan.models.user_victim import open_victim
 
 if TYPE_CHECKING:
     from ssgan.models.user_victim import VictimSpec
@@ -52,7 +58,6 @@ class TransferOptions:
 
 def _generator_for(runs: dict[str, Path], device: str, source: str) -> Any:
     """The SSGAN generator trained against ``source`` (its ``last`` checkpoint, as Table II)."""
-    from ssgan.attacks.ssgan import SSGANAttack
 
     return SSGANAttack.from_run(runs[source], checkpoint="last", device=device)
 
@@ -63,7 +68,6 @@ def _same_attack(attack: Any, source: str) -> Any:
 
 
 def _attack_makers(opts: TransferOptions, names: list[str]) -> dict[str, Callable[[str], Any]]:
-    from ssgan.attacks import make_attack
 
     makers: dict[str, Callable[[str], Any]] = {}
     for attack in opts.attacks:
@@ -85,10 +89,6 @@ def _attack_makers(opts: TransferOptions, names: list[str]) -> dict[str, Callabl
 
 def reproduce_transfer(opts: TransferOptions) -> Path:
     """Run the matrix of the module docstring; returns the path of ``transfer.md``."""
-    from ssgan import distributed
-    from ssgan.data import load_dataset, make_split
-    from ssgan.evaluation import transfer_matrix, write_transfer_report
-    from ssgan.models.user_victim import open_victim
 
     victims: dict[str, nn.Module] = {}
     class_names: list[str] | None = None

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from ssgan.attacks import ATTACKS, LearnedAttack, make_attack
+from ssgan.attacks.ssgan import SSGANAttack
 from ssgan.training.defence import Adversary
 
 __all__ = ["load_adversary"]
@@ -29,7 +30,6 @@ def load_adversary(
     """The adversary of ``spec``: an ``ssgan train gan`` run directory (its ``last`` generator)
     or a registered attack name with ``key=value`` settings (``ValueError`` for anything else,
     and for learned attacks other than SSGAN, which need a fitted state)."""
-    from ssgan.attacks.ssgan import SSGANAttack
 
     if Path(spec).is_dir():
         if attack_args:

@@ -27,6 +27,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ssgan.errors import CheckpointError
+from ssgan.io import load_checkpoint
+from ssgan.models.registry import MODELS
+from ssgan.pretrained import resolve_run
 
 VICTIM_KIND = "ssgan-victim"
 
@@ -232,9 +235,6 @@ def load_victim(
         CheckpointError: missing, truncated or corrupted files, or a checkpoint of another kind or
         architecture.
     """
-    from ssgan.io import load_checkpoint
-    from ssgan.models.registry import MODELS
-    from ssgan.pretrained import resolve_run
 
     run_dir = resolve_run(run_dir)  # ``pretrained:NAME``: a run shipped in the package
     tensors, meta, _ = load_checkpoint(run_dir, checkpoint)

@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ssgan.data import ClipDataset
+from ssgan.evaluation import evaluate_attack
+from ssgan.models.user_victim import open_victim
 from ssgan.reproduce_stages.pipeline import Stage
 
 if TYPE_CHECKING:
@@ -29,8 +31,6 @@ def eval_stage(
     seed: int,
     transforms: Sequence[str] = (),
 ) -> Stage:
-    from ssgan.evaluation import evaluate_attack
-    from ssgan.models.user_victim import open_victim
 
     run_dir = out / name
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ssgan import distributed
 from ssgan.data import ClipDataset, load_dataset, make_split
 from ssgan.io import atomic_write_json
 from ssgan.reproduce_stages.pipeline import Stage
@@ -63,7 +64,6 @@ def prepare_stages(
         "n_train": len(train),
         "n_test": len(test),
     }
-    from ssgan import distributed
 
     if distributed.is_main():
         opts.out.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ssgan import distributed
+
 log = logging.getLogger("ssgan.reproduce")
 
 Reporter = Callable[[str], None]
@@ -26,7 +28,6 @@ class Stage:
 
 def run_stages(stages: Sequence[Stage], report: Reporter) -> dict[str, float]:
     """Run the stages not done yet, in order, reporting each one; returns seconds per stage."""
-    from ssgan import distributed
 
     # Under torchrun rank 0 decides what is done; every rank runs each stage (the trainings are
     # data-parallel, the evaluations sharded, a fit runs on rank 0) and waits for the others.
@@ -53,7 +54,6 @@ def run_stages(stages: Sequence[Stage], report: Reporter) -> dict[str, float]:
 
 def on_main_write(write: Callable[[], Path]) -> Path:
     """A table written by rank 0 alone (its path on every rank)."""
-    from ssgan import distributed
 
     return distributed.on_main(write)
 

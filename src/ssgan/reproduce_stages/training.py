@@ -8,10 +8,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ssgan import distributed
 from ssgan.config import apply_overrides
 from ssgan.data import ClipDataset
+from ssgan.gan_validation import validate_generator
 from ssgan.io import atomic_write_text
+from ssgan.models.user_victim import open_victim
 from ssgan.reproduce_stages.pipeline import Stage, resume_or_clear
+from ssgan.training.gan import PROFILES as GAN_PROFILES
+from ssgan.training.gan import train_gan
+from ssgan.training.victim import get_profile, train_victim
 
 if TYPE_CHECKING:
     from ssgan.models.user_victim import VictimSpec
@@ -28,12 +34,10 @@ def victim_stage(
     device: str,
     overrides: Sequence[str],
 ) -> Stage:
-    from ssgan.training.victim import get_profile, train_victim
 
     run_dir = out / "victim"
 
     def run() -> None:
-        from ssgan import distributed
 
         config = apply_overrides(get_profile(profile, model), list(overrides))
         config.validate()
@@ -69,15 +73,10 @@ def gan_stage(
     overrides: Sequence[str],
     info: dict[str, Any],
 ) -> Stage:
-    from ssgan.gan_validation import validate_generator
-    from ssgan.models.user_victim import open_victim
-    from ssgan.training.gan import PROFILES as GAN_PROFILES
-    from ssgan.training.gan import train_gan
 
     run_dir = out / name
 
     def run() -> None:
-        from ssgan import distributed
 
         config = dataclasses.replace(GAN_PROFILES[profile], segment_seconds=segment_seconds)
         config = apply_overrides(config, list(overrides))

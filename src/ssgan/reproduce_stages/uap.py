@@ -7,8 +7,13 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ssgan import distributed
+from ssgan.attacks import make_attack
+from ssgan.attacks.base import LearnedAttack
+from ssgan.config import parse_key_values
 from ssgan.data import ClipDataset
 from ssgan.io import atomic_write_json
+from ssgan.models.user_victim import open_victim
 from ssgan.reproduce_stages.pipeline import Stage
 from ssgan.reproduce_stages.profiles import reproduce_profile
 
@@ -29,16 +34,11 @@ def uap_stage(
     seed: int,
     overrides: dict[str, tuple[str, ...]] | None = None,
 ) -> Stage:
-    from ssgan.attacks import make_attack
-    from ssgan.attacks.base import LearnedAttack
-    from ssgan.models.user_victim import open_victim
 
     run_dir = out / method
 
     def run() -> None:
         import torch
-
-        from ssgan import distributed
 
         settings = uap_settings(profile, overrides or {})
         attack = make_attack(method, {k: str(v) for k, v in settings[method].items()})
@@ -68,7 +68,6 @@ def uap_settings(profile: str, overrides: dict[str, tuple[str, ...]]) -> dict[st
     ``--set uap-iterative.KEY=V`` / ``uap-penalty.KEY=V`` / ``uap-fit.clips=N`` applied
     (``overrides``: section -> items); ``ValueError`` names an unknown key. An attack's own keys
     are checked by the attack when it is built."""
-    from ssgan.config import parse_key_values
 
     p = reproduce_profile(profile)
     settings: dict[str, dict[str, Any]] = {

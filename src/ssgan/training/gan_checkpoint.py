@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from ssgan import SAMPLE_RATE
+from ssgan import SAMPLE_RATE, distributed
 from ssgan.config import from_dict, to_dict
 from ssgan.errors import CheckpointError, OutputError
 from ssgan.io import (
@@ -90,7 +90,6 @@ def rank_streams(state: GANState) -> list[dict[str, Any]] | None:
     None in a single process."""
     if state.order_rng is None:
         return None
-    from ssgan import distributed
 
     return distributed.all_gather({"rng": state.rng.get_state()})
 

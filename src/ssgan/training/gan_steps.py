@@ -28,7 +28,7 @@ from ssgan.losses import discriminator_loss, generator_loss, input_gradient
 from ssgan.models.discriminator import Discriminator
 from ssgan.models.generators import build_generator
 from ssgan.models.generators.base import Generator
-from ssgan.models.victim import victim_frozen
+from ssgan.models.victim import ClipClassifier, pad_clip, victim_frozen
 from ssgan.targets import choose_targets
 from ssgan.training.gan_config import GANTrainConfig
 from ssgan.transforms import eot_for
@@ -278,7 +278,6 @@ def _score_victim(
     network of a ``ClipClassifier`` on ``victim_crops`` windows per crop at random offsets
     (labels repeated); other victims fall back to ``"clip"``.
     """
-    from ssgan.models.victim import ClipClassifier, pad_clip
 
     if cfg.victim_view == "clip" or not isinstance(victim, ClipClassifier):
         return victim(x_adv).float(), labels
@@ -297,7 +296,6 @@ def _score_victim(
 def training_victim(victim: nn.Module, n_crops: int | None) -> nn.Module:
     """The victim the G step scores: the same network with ``n_crops`` crops, if it is a
     ``ClipClassifier`` and ``n_crops`` is set (shares its weights; validation uses ``victim``)."""
-    from ssgan.models.victim import ClipClassifier
 
     if n_crops is None or not isinstance(victim, ClipClassifier):
         return victim

@@ -33,7 +33,7 @@ import torch
 from torch import Tensor
 
 from ssgan import SAMPLE_RATE
-from ssgan.audio import is_audio_file
+from ssgan.audio import is_audio_file, load_audio
 from ssgan.transforms import functional as F
 
 __all__ = [
@@ -73,7 +73,6 @@ def _bgnoise(
 def _recordings(path: str, pattern: str) -> tuple[Tensor, ...]:
     """The background recordings of ``path`` (a file, or the audio files in a folder matching
     ``pattern``, sorted by name), loaded once as mono 16 kHz peak-normalised tensors."""
-    from ssgan.audio import load_audio
 
     root = Path(path)
     if root.is_dir():
