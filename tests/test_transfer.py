@@ -15,8 +15,8 @@ from ssgan.evaluation import (
     read_records,
     summarize_transfer,
     transfer_matrix,
-    write_transfer_report,
 )
+from ssgan.report.transfer import write_transfer_report
 
 Y = [0, 1, 2, 3]
 

@@ -26,8 +26,9 @@ from ssgan.attacks import make_attack
 from ssgan.attacks.ssgan import SSGANAttack
 from ssgan.data import load_dataset, make_split
 from ssgan.errors import DatasetError, SSGANError
-from ssgan.evaluation import transfer_matrix, write_transfer_report
+from ssgan.evaluation import transfer_matrix
 from ssgan.models.user_victim import open_victim
+from ssgan.report.transfer import write_transfer_report
 
 if TYPE_CHECKING:
     from ssgan.models.user_victim import VictimSpec

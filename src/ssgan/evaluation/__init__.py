@@ -20,12 +20,11 @@ from ssgan.evaluation.robustness import (
     transform_generator,
 )
 from ssgan.evaluation.summary import RECORDS_NAME, SUMMARY_NAME, read_records, summarize
-from ssgan.evaluation.targeted import MATRIX_PNG, summarize_targeted, write_targeted_report
+from ssgan.evaluation.targeted import summarize_targeted
 from ssgan.evaluation.transfer import summarize_transfer
-from ssgan.evaluation.transfer_matrix import transfer_matrix, write_transfer_report
+from ssgan.evaluation.transfer_matrix import transfer_matrix
 
 __all__ = [
-    "MATRIX_PNG",
     "RECORDS_NAME",
     "SUMMARY_NAME",
     "EvaluationResult",
@@ -39,6 +38,4 @@ __all__ = [
     "summarize_transforms",
     "transfer_matrix",
     "transform_generator",
-    "write_targeted_report",
-    "write_transfer_report",
 ]

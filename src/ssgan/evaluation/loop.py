@@ -58,7 +58,7 @@ from ssgan.evaluation.clips import batches_by_length, checked_adversarial, read_
 from ssgan.evaluation.decisions import device_of
 from ssgan.evaluation.robustness import resolve_transforms, score_transforms, summarize_transforms
 from ssgan.evaluation.summary import RECORDS_NAME, SUMMARY_NAME, summarize
-from ssgan.evaluation.targeted import TargetPlan, summarize_targeted, write_targeted_report
+from ssgan.evaluation.targeted import TargetPlan, summarize_targeted
 from ssgan.evaluation.transfer import score_transfer, summarize_transfer
 from ssgan.io import atomic_write_json, atomic_write_text, json_safe
 from ssgan.metrics import (
@@ -74,6 +74,7 @@ from ssgan.metrics import (
 from ssgan.paper import PaperRow
 from ssgan.report import write_report
 from ssgan.report.plots import Example
+from ssgan.report.targeted import write_targeted_report
 from ssgan.transforms import Transform
 
 logger = logging.getLogger(__name__)
