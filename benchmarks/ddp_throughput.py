@@ -11,7 +11,10 @@ once under torchrun with the same arguments; each run appends one JSON line to `
     torchrun --standalone --nproc-per-node 2 benchmarks/ddp_throughput.py --out ddp.jsonl
     python benchmarks/ddp_throughput.py --what gan --out ddp.jsonl
 
-``--threads`` intra-op threads per process (default: cores / processes).
+``--threads`` intra-op threads per process (default: cores / processes). ``--quick`` (what
+``tests/test_benchmarks.py`` runs, plainly and under torchrun with 2 gloo processes): 8 clips,
+2 epochs (the first is the warm-up), global batch 4, 16-wide FC layers, EnvNet's shortest
+window; ``--what gan``: 2 G steps an epoch of batch 4, one victim crop.
 """
 
 from __future__ import annotations
@@ -23,9 +26,11 @@ import os
 import tempfile
 from pathlib import Path
 
+import common
 import torch
 
 from ssgan import distributed
+from ssgan.models.envnet import ENVNET_MIN_WINDOW
 from ssgan.training.victim import VictimTrainConfig, train_victim
 
 
@@ -57,16 +62,18 @@ def _train_gan(args: argparse.Namespace, threads: int, out: Path) -> None:
     torch.set_num_threads(threads)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        net = build_model("envnet", 4, fc_width=args.fc_width)
+        net = build_model("envnet", 4, window=args.window, fc_width=args.fc_width)
     victim = wrap_victim(net).eval()
     config = dataclasses.replace(
         PROFILES["cpu"], epochs=args.epochs, steps_per_epoch=args.gan_steps,
         batch_size=args.batch_size,
     )  # fmt: skip
+    if args.quick:
+        config = dataclasses.replace(config, victim_crops=1)
     train_gan(config, victim, Clips(args.clips, 0), None, out, progress=False)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=3)
@@ -75,13 +82,26 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--what", choices=("victim", "gan"), default="victim")
     parser.add_argument("--gan-steps", type=int, default=10, help="G steps an epoch (--what gan)")
-    parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args()
+    parser.add_argument("--window", type=int, default=None, help="samples a crop (EnvNet's)")
+    parser.add_argument("--out", type=Path, required=True, help="JSON lines, one appended a run")
+    parser.add_argument("--quick", action="store_true", help="tiny settings (seconds; for tests)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.clips, args.epochs, args.batch_size = min(args.clips, 8), 2, min(args.batch_size, 4)
+        args.fc_width, args.window, args.gan_steps = 16, ENVNET_MIN_WINDOW, min(args.gan_steps, 2)
+    if args.epochs < 2:
+        parser.error("--epochs must be >= 2: the first epoch is the warm-up, not counted")
+    with common.num_threads(None):  # restored afterwards (the trainers set their own)
+        _run(args)
+    return 0
+
+
+def _run(args: argparse.Namespace) -> None:
     distributed.init_from_env("cpu")
     world = distributed.world_size()
     threads = args.threads or max(1, (os.cpu_count() or 1) // world)
     config = VictimTrainConfig(
-        fc_width=args.fc_width, epochs=args.epochs, batch_size=args.batch_size,
+        window=args.window, fc_width=args.fc_width, epochs=args.epochs, batch_size=args.batch_size,
         eval_every=10_000, n_crops=1, num_threads=threads, checkpoint_every=10_000,
     )  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
@@ -97,12 +117,15 @@ def main() -> None:
             steps = args.clips // args.batch_size if args.what == "victim" else args.gan_steps
             result = {
                 "what": args.what,
+                "quick": args.quick,
                 "processes": world,
                 "threads_per_process": threads,
                 "fc_width": args.fc_width,
+                "window": config.resolved_window,
                 "global_batch": args.batch_size,
                 "crops_per_second": steps * args.batch_size * len(seconds) / sum(seconds),
                 "epoch_seconds": seconds,
+                "machine": common.machine_info("cpu"),
             }
             print(json.dumps(result))
             with open(args.out, "a", encoding="utf-8") as fh:
@@ -112,4 +135,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    common.run_cli(main)

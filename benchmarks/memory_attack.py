@@ -8,6 +8,10 @@ wall time, as a table and as JSON (``--json-out``).
 Without ``--generator`` it first trains a smoke-profile victim and GAN on the bundled clips
 (about a minute on a laptop CPU); memory does not depend on how well G was trained.
 
+``--quick`` (what ``tests/test_benchmarks.py`` runs): one 15-second file, and without
+``--generator`` the smallest training (EnvNet's shortest window, 16-wide FC layers, one epoch;
+a GAN epoch of 2 steps). Each row also gives the length of the written ``<stem>_adv.wav``.
+
 Usage:
     python benchmarks/memory_attack.py [--generator RUN_G] [--work DIR] [--minutes 1 60]
 """
@@ -22,6 +26,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import common
 import numpy as np
 import soundfile as sf
 
@@ -55,14 +60,22 @@ def ssgan(*args: str) -> None:
     subprocess.run([PY, "-m", "ssgan", *args], check=True, stdout=subprocess.DEVNULL)
 
 
-def train_smoke_generator(work: Path) -> Path:
-    victim, gan = work / "victim", work / "gan"
+# --quick: the smallest training (as tests/test_benchmarks.py's runs); memory does not depend on it
+_QUICK_VICTIM = ["--set", "window=5294", "--set", "fc_width=16", "--set", "epochs=1"]
+_QUICK_GAN = ["--set", "epochs=1", "--set", "steps_per_epoch=2", "--set", "val_clips=2",
+              "--set", "victim_crops=1"]  # fmt: skip
+
+
+def train_smoke_generator(work: Path, quick: bool = False) -> Path:
+    prefix = "quick_" if quick else ""
+    victim, gan = work / f"{prefix}victim", work / f"{prefix}gan"
     if not (victim / "best.json").exists():
         ssgan("train", "victim", "--profile", "smoke", "--root", "bundled", "--dataset", "esc10",
-              "--out", str(victim), "--set", "fc_width=64")  # fmt: skip
+              "--out", str(victim), "--set", "fc_width=64",
+              *(_QUICK_VICTIM if quick else []))  # fmt: skip
     if not (gan / "best.json").exists():
         ssgan("train", "gan", "--profile", "smoke", "--victim", str(victim), "--root", "bundled",
-              "--dataset", "esc10", "--out", str(gan))  # fmt: skip
+              "--dataset", "esc10", "--out", str(gan), *(_QUICK_GAN if quick else []))  # fmt: skip
     return gan
 
 
@@ -74,8 +87,10 @@ def measure(audio: Path, generator: Path, out: Path, extra: list[str]) -> dict:
     if stats["rc"] != 0:
         raise SystemExit(f"ssgan attack failed on {audio} (exit {stats['rc']})")
     seconds = sf.info(str(audio)).duration
+    written = out / f"{audio.stem}_adv.wav"
     return {
         "input_seconds": seconds,
+        "output_seconds": sf.info(str(written)).duration if written.is_file() else None,
         "input_mib": audio.stat().st_size / 2**20,
         "peak_rss_mib": stats["max_rss_kib"] / 1024,  # Linux reports KiB
         "wall_s": stats["wall_s"],
@@ -83,17 +98,20 @@ def measure(audio: Path, generator: Path, out: Path, extra: list[str]) -> dict:
     }
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--generator", type=Path, default=None, help="GAN run (else: train one)")
     parser.add_argument("--work", type=Path, default=None, help="scratch directory")
     parser.add_argument("--minutes", type=float, nargs="+", default=[1.0, 60.0])
     parser.add_argument("--chunk-segments", type=int, default=64)
-    parser.add_argument("--json-out", type=Path, default=None)
-    args = parser.parse_args()
+    parser.add_argument("--json-out", "--out", dest="json_out", type=Path, default=None)
+    parser.add_argument("--quick", action="store_true", help="tiny settings (seconds; for tests)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.minutes = [0.25]
     work = args.work or Path(tempfile.mkdtemp(prefix="ssgan-mem-"))
     work.mkdir(parents=True, exist_ok=True)
-    generator = args.generator or train_smoke_generator(work)
+    generator = args.generator or train_smoke_generator(work, args.quick)
     rows = []
     for minutes in args.minutes:
         audio = work / f"tone_{minutes:g}min.wav"
@@ -111,6 +129,8 @@ def main() -> int:
               f"{r['wall_s']:>8.1f} {r['realtime_factor']:>11.1f}")  # fmt: skip
     result = {
         "benchmark": "memory_attack",
+        "machine": common.machine_info("cpu"),
+        "quick": args.quick,
         "threads": os.environ.get("OMP_NUM_THREADS"),
         "chunk_segments": args.chunk_segments,
         "rows": rows,

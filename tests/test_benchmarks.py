@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -156,6 +157,104 @@ def test_profile_victim_step(capsys):
     assert _load("profile_victim_step").main(["--quick", "--rows", "5"]) == 0
     out = capsys.readouterr().out
     assert "EnvNet training step, batch 2" in out and "Self CPU time total" in out
+
+
+def _quick_json(name: str, argv: list[str]) -> dict:
+    threads = torch.get_num_threads()
+    assert _load(name).main(["--quick", *argv]) == 0
+    assert torch.get_num_threads() == threads  # thread settings restored
+    payload = json.loads(Path(argv[argv.index("--out") + 1]).read_text())
+    assert payload["quick"] is True and payload["machine"]["torch"] == torch.__version__
+    return payload
+
+
+def _eager_rows(payload: dict) -> list[dict]:
+    rows = payload["rows"]
+    assert [r["precision"] for r in rows] == ["fp32"]  # --quick: no bf16 (a second compilation)
+    audio_s = payload["segments"] * 1.6
+    for r in rows:
+        assert 0 < r["eager_s"] < math.inf
+        assert r["eager_x_realtime"] == pytest.approx(audio_s / r["eager_s"])
+    return rows
+
+
+def test_compile_generator(tmp_path):
+    """Eager G against ``torch.compile``d G; where this machine cannot compile, the JSON says
+    so and the eager figures still hold. Compiled, G computes what it computes eagerly."""
+    out = tmp_path / "compile.json"
+    payload = _quick_json("compile_generator", ["--threads", "1", "--out", str(out)])
+    assert payload["segments"] == 2 and payload["repeats"] == 1
+    for r in _eager_rows(payload):
+        if payload["compiled"]:
+            assert payload["compile_error"] is None and payload["compile_seconds"] > 0
+            assert 0 < r["compiled_s"] < math.inf
+            assert r["speedup"] == pytest.approx(r["eager_s"] / r["compiled_s"])
+            assert r["max_abs_diff"] <= 1e-6  # G's output is ~1e-2; float32 reordering ~1e-10
+        else:
+            assert payload["compile_error"] and "compiled_s" not in r
+
+
+def test_compile_generator_without_a_compiler(tmp_path, monkeypatch):
+    def fail(model, *args, **kwargs):
+        raise RuntimeError("no C++ compiler")
+
+    monkeypatch.setattr(torch, "compile", fail)
+    out = tmp_path / "compile.json"
+    payload = _quick_json("compile_generator", ["--threads", "1", "--out", str(out)])
+    assert payload["compiled"] is False and payload["compile_seconds"] is None
+    assert payload["compile_error"] == "RuntimeError: no C++ compiler"
+    for r in _eager_rows(payload):
+        assert "compiled_s" not in r and "speedup" not in r
+    with pytest.raises(RuntimeError, match="no C\\+\\+ compiler"):  # only --quick skips it
+        _load("compile_generator").main(["--segments", "1", "--repeats", "1"])
+
+
+def test_ddp_throughput_one_process_and_torchrun(tmp_path):
+    """Both settings append their row to the same JSON lines: one process (in-process, victim
+    and GAN) and torchrun with 2 gloo processes (victim); crops per second from the epochs
+    after the warm-up."""
+    import os
+    import subprocess
+
+    import ssgan
+
+    out = tmp_path / "ddp.jsonl"
+    ddp = _load("ddp_throughput")
+    threads = torch.get_num_threads()
+    for what in ("victim", "gan"):
+        assert ddp.main(["--quick", "--threads", "1", "--what", what, "--out", str(out)]) == 0
+    assert torch.get_num_threads() == threads
+    env = dict(os.environ, OMP_NUM_THREADS="1", SSGAN_DIST_TIMEOUT_S="30")
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(Path(ssgan.__file__).resolve().parents[1]), env.get("PYTHONPATH", "")]
+    )
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+           "--max-restarts", "0", str(BENCH / "ddp_throughput.py"), "--quick", "--threads", "1",
+           "--out", str(out)]  # fmt: skip
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(r["what"], r["processes"]) for r in rows] == [("victim", 1), ("gan", 1), ("victim", 2)]
+    for r in rows:
+        assert r["quick"] is True and r["machine"]["torch"] == torch.__version__
+        assert (r["global_batch"], r["fc_width"], r["window"]) == (4, 16, 5294)
+        assert len(r["epoch_seconds"]) == 1  # 2 epochs, the first one not counted
+        assert all(0 < s < math.inf for s in r["epoch_seconds"])
+        steps = 8 // 4 if r["what"] == "victim" else 2  # 8 clips of batch 4; 2 G steps
+        assert r["crops_per_second"] == pytest.approx(steps * 4 / r["epoch_seconds"][0])
+
+
+def test_memory_attack_short_file(tmp_path):
+    """``ssgan attack`` on a 15-second file with a generator of the smallest training: it writes
+    the whole file, and its peak RSS is below the 1 GB the script's target allows for one hour."""
+    out = tmp_path / "memory.json"
+    payload = _quick_json("memory_attack", ["--work", str(tmp_path / "work"), "--out", str(out)])
+    (row,) = payload["rows"]
+    assert row["minutes"] == 0.25 and row["input_seconds"] == pytest.approx(15.0)
+    assert row["output_seconds"] == pytest.approx(row["input_seconds"])
+    assert 0 < row["peak_rss_mib"] < payload["target_peak_rss_mib"] == 1024
+    assert row["realtime_factor"] == pytest.approx(row["input_seconds"] / row["wall_s"])
+    assert (tmp_path / "work" / "quick_gan" / "best.json").is_file()  # trained the quick G
 
 
 def test_gpu_session_schedule_on_cpu(tmp_path):
