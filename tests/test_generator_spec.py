@@ -54,6 +54,18 @@ def test_the_training_config_maps_every_field_both_ways(spec) -> None:
     assert config.generator_spec() == spec
 
 
+def test_every_shape_field_has_one_setting_or_comes_from_the_victim() -> None:
+    """The shape is one table: each spec field is a setting of SHAPE_SETTINGS, once, or one of
+    the three the training fills in from the victim and t1."""
+
+    from ssgan.training.gan_config import SHAPE_SETTINGS
+
+    spec_names = [spec_name for _, spec_name in SHAPE_SETTINGS]
+    assert len(set(spec_names)) == len(spec_names)
+    derived = {"num_classes", "pattern_samples", "front"}
+    assert set(spec_names) | derived == {f.name for f in dataclasses.fields(GeneratorSpec)}
+
+
 def test_the_pattern_spans_the_training_segment() -> None:
     config = dataclasses.replace(PROFILES["cpu"], segment_seconds=0.5, g_pattern=True)
     assert config.generator_spec().pattern_samples == 8000

@@ -221,24 +221,12 @@ class GANTrainConfig:
         return self._generator_spec(self.n_classes if self.targeted else 0, self.g_front_spec)
 
     def _generator_spec(self, num_classes: int, front: tuple[int, ...]) -> GeneratorSpec:
+        shape = {spec_name: getattr(self, name) for name, spec_name in SHAPE_SETTINGS}
         return GeneratorSpec(
-            channels=self.g_channels,
-            n_down=self.g_down,
-            n_blocks=self.g_blocks,
-            block_kernel=self.g_block_kernel,
-            max_delta=self.max_delta,
-            norm=self.g_norm,
-            output=self.g_output,
-            snr_db=self.snr_db,
-            loudness_range_db=self.loudness_range_db,
-            context=self.g_context,
-            grad_input=self.g_grad,
+            **shape,
             num_classes=num_classes,
             pattern_samples=self.segment_samples if self.g_pattern else 0,
             front=front,
-            spectral=self.g_spectral,
-            lowpass_hz=self.g_lowpass_hz,
-            snr_convention=self.snr_convention,
         )
 
     def with_generator(self, spec: GeneratorSpec) -> GANTrainConfig:
@@ -246,26 +234,34 @@ class GANTrainConfig:
         spec also sets ``g_front``, so training copies the victim's front end into G)."""
         return dataclasses.replace(
             self,
-            g_channels=spec.channels,
-            g_down=spec.n_down,
-            g_blocks=spec.n_blocks,
-            g_block_kernel=spec.block_kernel,
-            max_delta=spec.max_delta,
-            g_norm=spec.norm,
-            g_output=spec.output,
-            snr_db=spec.snr_db,
-            loudness_range_db=spec.loudness_range_db,
-            g_context=spec.context,
-            g_grad=spec.grad_input,
+            **{name: getattr(spec, spec_name) for name, spec_name in SHAPE_SETTINGS},
             targeted=spec.num_classes > 0,
             n_classes=spec.num_classes,
             g_pattern=spec.pattern_samples > 0,
             g_front=bool(spec.front),
             g_front_spec=spec.front,
-            g_spectral=spec.spectral,
-            g_lowpass_hz=spec.lowpass_hz,
-            snr_convention=spec.snr_convention,
         )
+
+
+#: The settings that are the generator's shape, by their name here and in ``GeneratorSpec`` (the
+#: settings keep the ``g_`` names users write in ``--set gan.KEY=V``; the spec has one name each).
+#: The class count, the pattern's length and the front end are set from the victim and t1.
+SHAPE_SETTINGS: tuple[tuple[str, str], ...] = (
+    ("g_channels", "channels"),
+    ("g_down", "n_down"),
+    ("g_blocks", "n_blocks"),
+    ("g_block_kernel", "block_kernel"),
+    ("max_delta", "max_delta"),
+    ("g_norm", "norm"),
+    ("g_output", "output"),
+    ("snr_db", "snr_db"),
+    ("loudness_range_db", "loudness_range_db"),
+    ("g_context", "context"),
+    ("g_grad", "grad_input"),
+    ("g_spectral", "spectral"),
+    ("g_lowpass_hz", "lowpass_hz"),
+    ("snr_convention", "snr_convention"),
+)
 
 
 _RECIPE = GANTrainConfig(
