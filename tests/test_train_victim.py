@@ -204,3 +204,31 @@ def test_non_finite_weights_are_refused_at_load(run_dir: Path, tmp_path: Path) -
     with pytest.raises(CheckpointError, match=r"last\.safetensors: non-finite weights in 1 "):
         load_victim(bad)
     load_victim(run_dir)  # the untouched run still loads
+
+
+def test_an_epoch_ends_with_its_metrics_line_before_its_checkpoint(tmp_path: Path) -> None:
+    """Both training loops end an epoch through ``close_epoch``: the metrics line first, then the
+    checkpoint (a crash between leaves a line the resume trims, never a checkpointed epoch
+    without its line); no checkpoint and no stream gathering when none is due."""
+    import json
+
+    from ssgan.training.loop import close_epoch
+
+    lines_at_save: list[list[dict[str, float]]] = []
+
+    def save_last(streams: dict[str, int]) -> None:
+        assert streams == {"rank0": 7}
+        text = (tmp_path / "metrics.jsonl").read_text(encoding="utf-8")
+        lines_at_save.append([json.loads(line) for line in text.splitlines()])
+
+    def must_not_run(*_: object) -> dict[str, int]:
+        raise AssertionError("called although no checkpoint is due")
+
+    close_epoch(tmp_path, {"epoch": 1, "loss": 0.5}, checkpoint_due=True,
+                gather_streams=lambda: {"rank0": 7}, save_last=save_last)  # fmt: skip
+    assert lines_at_save == [[{"epoch": 1, "loss": 0.5}]]
+    close_epoch(tmp_path, {"epoch": 2, "loss": float("nan")}, checkpoint_due=False,
+                gather_streams=must_not_run, save_last=must_not_run)  # fmt: skip
+    rows = (tmp_path / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+    assert [json.loads(r)["epoch"] for r in rows] == [1, 2]
+    assert json.loads(rows[1])["loss"] is None  # strict JSON: NaN written as null

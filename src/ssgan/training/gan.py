@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 
 from ssgan import distributed
 from ssgan.data.segments import random_crops
-from ssgan.io import append_json_line, json_safe
+from ssgan.io import json_safe
 from ssgan.models.generators.front_end import front_spec
 from ssgan.models.victim import victim_frozen
 from ssgan.training import parallel
@@ -55,7 +55,7 @@ from ssgan.training.gan_steps import (
     training_victim,
     victim_gradient,
 )
-from ssgan.training.loop import check_finite
+from ssgan.training.loop import check_finite, close_epoch
 
 logger = logging.getLogger(__name__)
 
@@ -219,13 +219,19 @@ def _loop(
                 {k.split("/")[-1]: f"{v:.3g}" for k, v in metrics.items() if k.startswith("val/")}
             )
             logger.info("epoch %d: %s", state.epoch, metrics)
-            ranks = rank_streams(state)  # a collective: every rank takes part
-            if out_dir is not None and main:
-                append_json_line(
-                    out_dir / "metrics.jsonl", json_safe({"epoch": state.epoch, **metrics})
-                )
+
+            def save_last(
+                ranks: list[dict[str, Any]] | None,
+                metrics: dict[str, float] = metrics,
+                is_best: bool = is_best,
+            ) -> None:
+                assert out_dir is not None  # close_epoch saves only into a run directory
                 save_run(out_dir, state, metrics, extra_meta, best=is_best, ranks=ranks)
-            distributed.barrier("waiting for rank 0's checkpoint")
+
+            close_epoch(
+                out_dir, {"epoch": state.epoch, **metrics}, checkpoint_due=True,
+                gather_streams=lambda: rank_streams(state), save_last=save_last,
+            )  # fmt: skip
     summary: dict[str, Any] = {
         "epochs": state.epoch,
         "last": last,

@@ -1,17 +1,22 @@
 """What the victim's and the GAN's epoch loops share: the guard that stops a diverged training
-before it writes a checkpoint (resume, metrics trimming and rank streams are in ``ssgan.io`` and
-the two ``*_checkpoint`` modules, whose checkpoint formats differ)."""
+before it writes a checkpoint, and the end of an epoch in the order that keeps a run resumable
+(the checkpoints themselves differ: ``victim_checkpoint``, ``gan_checkpoint``)."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
 
+from ssgan import distributed
 from ssgan.errors import TrainingDivergedError
+from ssgan.io import append_json_line, json_safe
+
+Streams = TypeVar("Streams")
 
 
 def check_finite(
@@ -37,3 +42,26 @@ def check_finite(
         f"{where}{what} diverged at epoch {epoch} (mean loss {loss}); no checkpoint of it was "
         f"written. {remedy}"
     )
+
+
+def close_epoch(
+    out: Path | None,
+    record: Mapping[str, Any],
+    *,
+    checkpoint_due: bool,
+    gather_streams: Callable[[], Streams],
+    save_last: Callable[[Streams], None],
+) -> None:
+    """End an epoch on every rank: gather the ranks' random streams when a checkpoint is due (a
+    collective), then on rank 0 append the epoch's line to ``metrics.jsonl`` and only then write
+    the ``last`` checkpoint, then wait for rank 0.
+
+    The order is what makes a crash harmless: killed between the two writes, the run holds a
+    metrics line past its checkpoint, which the resume trims (``ssgan.io.trim_metrics``) and
+    writes again; the other order would lose the line of an epoch the checkpoint holds."""
+    streams = gather_streams() if checkpoint_due else None
+    if out is not None and distributed.is_main():
+        append_json_line(out / "metrics.jsonl", json_safe(dict(record)))
+        if checkpoint_due:
+            save_last(streams)  # type: ignore[arg-type]
+    distributed.barrier("waiting for rank 0's checkpoint")

@@ -43,7 +43,6 @@ from ssgan import distributed
 from ssgan.config import to_dict
 from ssgan.errors import CheckpointError, DatasetError
 from ssgan.io import (
-    append_json_line,
     atomic_write_json,
     rng_state,
     save_checkpoint,
@@ -52,7 +51,7 @@ from ssgan.io import (
 from ssgan.models.registry import build_model
 from ssgan.models.victim import ClipClassifier, predict_clips
 from ssgan.training import parallel
-from ssgan.training.loop import check_finite
+from ssgan.training.loop import check_finite, close_epoch
 from ssgan.training.victim_checkpoint import (
     checkpoint_meta,
     model_weights,
@@ -306,11 +305,19 @@ def _loop(
                     out, "best", model_weights(state.net),
                     checkpoint_meta(config, class_names, state, test_acc, info),
                 )  # fmt: skip
-            if epoch % config.checkpoint_every == 0 or epoch == config.epochs:
-                ranks = rank_streams(state)  # a collective: every rank takes part
-            else:
-                ranks = None
-            if main and ranks is not None:
+            record = {
+                "epoch": epoch,
+                "loss": loss_sum / max(seen, 1),
+                "train_acc": correct / max(seen, 1),
+                "test_acc": test_acc,
+                "lr": lr,
+                "seconds": time.perf_counter() - t0,
+            }
+            state.history.append(record)
+            if main:
+                logger.info("epoch %d: %s", epoch, record)
+
+            def save_last(ranks: dict[str, Any]) -> None:
                 save_checkpoint(
                     out, "last", model_weights(state.net),
                     checkpoint_meta(config, class_names, state, state.last_accuracy, info),
@@ -326,18 +333,12 @@ def _loop(
                         **ranks,
                     },
                 )  # fmt: skip
-            record = {
-                "epoch": epoch,
-                "loss": loss_sum / max(seen, 1),
-                "train_acc": correct / max(seen, 1),
-                "test_acc": test_acc,
-                "lr": lr,
-                "seconds": time.perf_counter() - t0,
-            }
-            state.history.append(record)
-            if main:
-                append_json_line(out / "metrics.jsonl", record)
-                logger.info("epoch %d: %s", epoch, record)
+
+            close_epoch(
+                out, record,
+                checkpoint_due=epoch % config.checkpoint_every == 0 or epoch == config.epochs,
+                gather_streams=lambda: rank_streams(state), save_last=save_last,
+            )  # fmt: skip
             postfix = {"loss": f"{record['loss']:.3f}", "train": f"{record['train_acc']:.2f}"}
             if state.best_accuracy >= 0:
                 postfix["best_test"] = f"{state.best_accuracy:.3f}"
