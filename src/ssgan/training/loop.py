@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -59,9 +60,9 @@ def close_epoch(
     The order is what makes a crash harmless: killed between the two writes, the run holds a
     metrics line past its checkpoint, which the resume trims (``ssgan.io.trim_metrics``) and
     writes again; the other order would lose the line of an epoch the checkpoint holds."""
-    streams = gather_streams() if checkpoint_due else None
+    save = partial(save_last, gather_streams()) if checkpoint_due else None
     if out is not None and distributed.is_main():
         append_json_line(out / "metrics.jsonl", json_safe(dict(record)))
-        if checkpoint_due:
-            save_last(streams)  # type: ignore[arg-type]
+        if save is not None:
+            save()
     distributed.barrier("waiting for rank 0's checkpoint")
