@@ -8,14 +8,17 @@ measures it in the box [0, 1] (docs/snr.md). This script attacks the test split 
 - Gaussian noise at exactly ``--snr`` dB box SNR,
 - FGM-L2 (one gradient step) and PGD-L2 (``--pgd-steps`` steps) with an L2 radius of exactly
   ``--snr`` dB box SNR per clip,
+- C&W-L2 (``--cw-steps`` Adam steps x ``--cw-search`` rounds of its search over ``c``) read at
+  the same budget: its smallest successful perturbation, scaled down to ``--snr`` dB where it is
+  louder (``CW(snr_db=...)``), so a clip counts only if it is fooled within the budget,
 
 each through ``ssgan.evaluation.evaluate_attack`` (records, summary and report under
 ``--out/<row>``; a row already there is read back, so the script resumes), and prints one table
 with ASR, MSNR (true) and MSNR (box). A second table splits each row's ASR between the test clips
 with a same-recording clip in the training set (ESC ``src_file``, UrbanSound8K ``fsID``) and
 those without: under the paper's random split most test clips have one, under the official
-folds none. C&W is left out: it minimises the perturbation rather than
-keeping a budget, and costs ~40 s a clip on 2 CPU cores.
+folds none. Rows: ``--generator`` (optional), noise, FGM, PGD (``--pgd-steps 0`` skips it),
+C&W (``--cw-steps 0``, the default, skips it: ~40 s a clip at 100 x 1 on 2 CPU cores).
 
     python research/paper_budget.py --victim runs/victim --generator runs/table2_box/ssgan_1.6s \\
         --root ../shared/data/ESC-50 --snr 36.0 --out runs/paper_budget
@@ -31,6 +34,7 @@ from typing import Any
 
 from split_overlap import source_of
 
+from ssgan.attacks.cw import CW
 from ssgan.attacks.fgm import FGM
 from ssgan.attacks.noise import GaussianNoise
 from ssgan.attacks.pgd import PGD
@@ -71,18 +75,22 @@ def by_sibling(records: Path, dataset: str, seen: set[str]) -> dict[str, dict[st
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--victim", required=True)
-    p.add_argument("--generator", required=True, help="an ssgan train gan run")
+    p.add_argument("--generator", default=None, help="an ssgan train gan run (optional)")
     p.add_argument("--root", default="../shared/data/ESC-50")
     p.add_argument("--dataset", default="esc10")
     p.add_argument("--split", default="fold:5")
     p.add_argument("--snr", type=float, default=36.0, help="box SNR of the references (dB)")
-    p.add_argument("--pgd-steps", type=int, default=10)
+    p.add_argument("--pgd-steps", type=int, default=10, help="0 skips PGD")
+    p.add_argument("--cw-steps", type=int, default=0, help="Adam steps a round; 0 skips C&W")
+    p.add_argument("--cw-search", type=int, default=1, help="C&W's rounds of search over c")
+    p.add_argument("--cw-lr", type=float, default=0.01)
     p.add_argument("--out", required=True)
     args = p.parse_args()
     out = Path(args.out)
     # rows already in --out are read back: refuse to mix them with other settings
     settings = {k: str(getattr(args, k)) for k in ("victim", "generator", "dataset", "split")}
     settings |= {"snr": args.snr, "pgd_steps": args.pgd_steps}
+    settings |= {"cw_steps": args.cw_steps, "cw_search": args.cw_search, "cw_lr": args.cw_lr}
     saved = out / "settings.json"
     if saved.is_file() and json.loads(saved.read_text()) != settings:
         raise SystemExit(f"{out}: made with other settings ({saved}); use another --out")
@@ -92,12 +100,15 @@ def main() -> None:
     train, test = make_split(load_dataset(args.dataset, args.root), args.split)
     seen = {source_of(args.dataset, c.name) for c in train.clips}
     snr = {"snr_db": args.snr, "snr_convention": "box"}
-    rows = {
-        "ssgan": lambda: SSGANAttack.from_run(args.generator, checkpoint="last"),
-        "noise": lambda: GaussianNoise(**snr),
-        "fgm": lambda: FGM(**snr),
-        f"pgd{args.pgd_steps}": lambda: PGD(norm="l2", steps=args.pgd_steps, **snr),
-    }
+    rows: dict[str, Any] = {}
+    if args.generator:
+        rows["ssgan"] = lambda: SSGANAttack.from_run(args.generator, checkpoint="last")
+    rows |= {"noise": lambda: GaussianNoise(**snr), "fgm": lambda: FGM(**snr)}
+    if args.pgd_steps:
+        rows[f"pgd{args.pgd_steps}"] = lambda: PGD(norm="l2", steps=args.pgd_steps, **snr)
+    if args.cw_steps:
+        cw = {"steps": args.cw_steps, "binary_search_steps": args.cw_search, "lr": args.cw_lr}
+        rows[f"cw{args.cw_steps}x{args.cw_search}"] = lambda: CW(**cw, **snr)
     results = {name: _row(out, name, make, victim, test) for name, make in rows.items()}
     print(
         f"\nbudget: {args.snr:g} dB box SNR ([16]'s convention); {args.dataset} {args.split} test"

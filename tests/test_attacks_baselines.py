@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -10,6 +12,7 @@ from ssgan.attacks import ATTACKS, CW, FGSM, PGD, UAPIterative, UAPPenalty, make
 from ssgan.attacks.budget import Budget, project
 from ssgan.attacks.objective import objective
 from ssgan.losses import logit_margin
+from ssgan.metrics import snr_in
 
 
 def test_fgsm_is_one_signed_gradient_step(tiny_victim):
@@ -65,6 +68,38 @@ def test_cw_returns_unfooled_clips_unchanged(tiny_victim):
     # One tiny step cannot fool the victim: the clean clip comes back, not a failed iterate.
     x_adv = CW(steps=1, binary_search_steps=1, lr=1e-4)(tiny_victim, x, y)
     assert torch.equal(x_adv, x)
+
+
+def test_cw_with_a_budget_is_its_minimum_norm_result_read_at_the_budget(tiny_victim):
+    x, y = synth_batch(4, 2000, seed=5)
+    settings = {"c": 100.0, "lr": 0.1, "steps": 30, "binary_search_steps": 1}
+    free = CW(**settings)(tiny_victim, x, y)
+    snr_free = snr_in("box", x, free)
+    fooled = tiny_victim(free).argmax(1) != y
+    assert bool(fooled.any()) and bool(torch.isfinite(snr_free[fooled]).all())
+    # A budget every result is already inside changes nothing.
+    loose = float(snr_free.min()) - 1.0
+    assert torch.equal(CW(**settings, snr_db=loose, snr_convention="box")(tiny_victim, x, y), free)
+    # A tighter one scales the louder results down to exactly the budget, the others untouched.
+    loudest, second = sorted(snr_free.tolist())[:2]
+    tight = (loudest + second) / 2 if math.isfinite(second) else loudest + 1.0
+    capped = CW(**settings, snr_db=tight, snr_convention="box")(tiny_victim, x, y)
+    snr_capped = snr_in("box", x, capped)
+    louder = snr_free < tight
+    assert bool(louder.any())
+    torch.testing.assert_close(
+        snr_capped[louder], torch.full_like(snr_capped[louder], tight), atol=1e-3, rtol=0
+    )
+    assert torch.equal(capped[~louder], free[~louder])
+    budget = Budget("l2", 0.0, snr_db=tight, snr_convention="box")
+    assert torch.equal(capped[louder], project(x, free, budget)[louder])
+
+
+def test_cw_refuses_a_budget_out_of_range():
+    with pytest.raises(ValueError, match="snr_db"):
+        CW(snr_db=500.0)
+    with pytest.raises(ValueError, match="snr_convention"):
+        CW(snr_db=30.0, snr_convention="peak")
 
 
 @pytest.mark.parametrize(

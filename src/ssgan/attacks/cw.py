@@ -6,6 +6,12 @@ The box is removed by the change of variables ``x_adv = tanh(w)``; Adam minimise
 ``f = max(max_{j != t} z_j - z_t, -kappa)`` (targeted). A per-clip binary search over ``c``
 (``binary_search_steps`` rounds of ``steps`` Adam steps) keeps, for each clip, the successful
 example with the smallest L2 distortion; a clip never fooled is returned unchanged.
+
+With an SNR budget (``snr_db``) the result is projected onto the budget's L2 ball: a clip whose
+smallest successful distortion is within the budget keeps it, a louder one is scaled down to the
+budget, where the victim (not C&W) decides whether it still fools. Since no success inside the
+ball can be smaller than the smallest success overall, this is the minimum-norm result read at
+the budget (as foolbox reads its minimum-norm attacks at an epsilon).
 """
 
 from __future__ import annotations
@@ -18,8 +24,10 @@ import torch
 from torch import Tensor, nn
 
 from ssgan.attacks.base import Attack
+from ssgan.attacks.budget import Budget, project
 from ssgan.attacks.checks import check_int, check_positive
 from ssgan.losses import logit_margin
+from ssgan.metrics import check_convention
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +41,8 @@ class CW(Attack):
     """Carlini & Wagner L2 attack (Carlini & Wagner 2017, "Towards evaluating the robustness of
     neural networks").
 
-    Distance: L2 (minimised, no fixed budget; the result only respects the [-1, 1] box).
+    Distance: L2, minimised; no budget unless ``snr_db`` sets one (the result always respects
+    the [-1, 1] box).
 
     Args:
         c: initial trade-off constant (default 0.1).
@@ -41,10 +50,15 @@ class CW(Attack):
         steps: Adam steps per binary-search round (default 100).
         binary_search_steps: rounds of the search over ``c`` (default 5).
         lr: Adam learning rate in tanh space (default 0.01).
+        snr_db: a budget: the result is at least this SNR in dB (per clip; see the module
+            docstring). ``None`` (default): no budget.
+        snr_convention: what ``snr_db`` is measured against: ``"true"`` (``x``, default) or
+            ``"box"`` (``x + 1``, [16]'s convention; ``ssgan.metrics``).
 
     Example::
 
         x_adv = CW(steps=200)(model, x, y, target=t)   # x: (batch, time) in [-1, 1]
+        x_adv = CW(snr_db=36.0, snr_convention="box")(model, x, y)   # the paper's budget
     """
 
     name: ClassVar[str] = "cw"
@@ -58,12 +72,18 @@ class CW(Attack):
         steps: int = 100,
         binary_search_steps: int = 5,
         lr: float = 0.01,
+        snr_db: float | None = None,
+        snr_convention: str = "true",
     ) -> None:
         self.c = check_positive("c", c)
         self.kappa = check_positive("kappa", kappa, allow_zero=True)
         self.steps = check_int("steps", steps, minimum=1)
         self.binary_search_steps = check_int("binary_search_steps", binary_search_steps, minimum=1)
         self.lr = check_positive("lr", lr)
+        if snr_db is not None and not -60.0 <= float(snr_db) <= 120.0:
+            raise ValueError(f"snr_db={snr_db!r}: an SNR budget needs a value in [-60, 120] dB")
+        self.snr_db = None if snr_db is None else float(snr_db)
+        self.snr_convention = check_convention(snr_convention)
 
     def _margin_loss(self, logits: Tensor, y: Tensor, target: Tensor | None) -> Tensor:
         """``f`` of the docstring per clip, ``(batch,)``; success where it reaches ``-kappa``."""
@@ -126,4 +146,10 @@ class CW(Attack):
             logger.debug(
                 "cw round %d: %d/%d clips fooled", round_, int(torch.isfinite(best_l2).sum()), batch
             )
-        return best_x
+        if self.snr_db is None:
+            return best_x
+        budget = Budget("l2", 0.0, snr_db=self.snr_db, snr_convention=self.snr_convention)
+        # Only the clips outside the ball change: x + (best_x - x) would round the others.
+        outside = (best_x - x).flatten(1).norm(dim=1) > budget.radius(x).view(-1)
+        keep_shape = (-1, *([1] * (x.dim() - 1)))
+        return torch.where(outside.view(keep_shape), project(x, best_x, budget), best_x)
