@@ -90,7 +90,8 @@ def main() -> None:
     # rows already in --out are read back: refuse to mix them with other settings
     settings = {k: str(getattr(args, k)) for k in ("victim", "generator", "dataset", "split")}
     settings |= {"snr": args.snr, "pgd_steps": args.pgd_steps}
-    settings |= {"cw_steps": args.cw_steps, "cw_search": args.cw_search, "cw_lr": args.cw_lr}
+    if args.cw_steps:  # only then: a folder made before C&W was a row still resumes
+        settings |= {"cw_steps": args.cw_steps, "cw_search": args.cw_search, "cw_lr": args.cw_lr}
     saved = out / "settings.json"
     if saved.is_file() and json.loads(saved.read_text()) != settings:
         raise SystemExit(f"{out}: made with other settings ({saved}); use another --out")
