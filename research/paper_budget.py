@@ -72,7 +72,7 @@ def by_sibling(records: Path, dataset: str, seen: set[str]) -> dict[str, dict[st
     return groups
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--victim", required=True)
     p.add_argument("--generator", default=None, help="an ssgan train gan run (optional)")
@@ -85,7 +85,7 @@ def main() -> None:
     p.add_argument("--cw-search", type=int, default=1, help="C&W's rounds of search over c")
     p.add_argument("--cw-lr", type=float, default=0.01)
     p.add_argument("--out", required=True)
-    args = p.parse_args()
+    args = p.parse_args(argv)
     out = Path(args.out)
     # rows already in --out are read back: refuse to mix them with other settings
     settings = {k: str(getattr(args, k)) for k in ("victim", "generator", "dataset", "split")}
@@ -132,7 +132,8 @@ def main() -> None:
     for name, g in siblings.items():
         results[name]["by_sibling"] = g
     (out / "paper_budget.json").write_text(json.dumps(results, indent=1, default=str) + "\n")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

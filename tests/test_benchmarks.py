@@ -427,6 +427,34 @@ def test_frontier(runs, tmp_path):
     assert "20 dB (box, [16])" in page
 
 
+def test_paper_budget_rows_resume_and_refuse_other_settings(runs, tmp_path, capsys):
+    v_dir, g_dir = runs
+    out = tmp_path / "budget"
+    argv = ["--victim", str(v_dir), "--generator", str(g_dir), "--root", "bundled", "--snr", "20",
+            "--pgd-steps", "2", "--cw-steps", "3", "--out", str(out)]  # fmt: skip
+    paper_budget = _load("paper_budget", RESEARCH)
+    assert paper_budget.main(argv) == 0
+    results = json.loads((out / "paper_budget.json").read_text())
+    assert list(results) == ["ssgan", "noise", "fgm", "pgd2", "cw3x1"]
+    for name in ("noise", "fgm", "pgd2", "cw3x1"):
+        row = results[name]
+        records = [json.loads(line) for line in (out / name / "records.jsonl").open()]
+        assert len(records) == 10 and row["n_right"] == sum(r["correct"] for r in records)
+        # Every example of a row with a budget is within it (C&W's louder ones scaled down;
+        # None: a clip returned unperturbed, an infinite SNR).
+        snrs = [r["snr_box_db"] for r in records if r["correct"]]
+        assert all(s is None or s >= 20.0 - 1e-3 for s in snrs)
+        groups = row["by_sibling"]  # fold 5 shares no recording with folds 1-4
+        assert groups["with sibling"]["right"] == 0 and groups["without"]["right"] == row["n_right"]
+    assert "| cw3x1 |" in capsys.readouterr().out
+    # A second run reads the rows back; other settings in the same folder are refused.
+    before = (out / "cw3x1" / "records.jsonl").stat().st_mtime_ns
+    assert paper_budget.main(argv) == 0
+    assert (out / "cw3x1" / "records.jsonl").stat().st_mtime_ns == before
+    with pytest.raises(SystemExit, match="other settings"):
+        paper_budget.main([*argv[:-2], "--cw-steps", "4", "--out", str(out)])
+
+
 def test_recipe_sweep(runs, tmp_path):
     v_dir, _ = runs
     out = tmp_path / "sweep.json"
