@@ -84,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cw-steps", type=int, default=0, help="Adam steps a round; 0 skips C&W")
     p.add_argument("--cw-search", type=int, default=1, help="C&W's rounds of search over c")
     p.add_argument("--cw-lr", type=float, default=0.01)
+    p.add_argument("--cw-c", type=float, default=0.1, help="C&W's first trade-off constant c")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     out = Path(args.out)
@@ -92,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     settings |= {"snr": args.snr, "pgd_steps": args.pgd_steps}
     if args.cw_steps:  # only then: a folder made before C&W was a row still resumes
         settings |= {"cw_steps": args.cw_steps, "cw_search": args.cw_search, "cw_lr": args.cw_lr}
+        settings |= {"cw_c": args.cw_c}
     saved = out / "settings.json"
     if saved.is_file() and json.loads(saved.read_text()) != settings:
         raise SystemExit(f"{out}: made with other settings ({saved}); use another --out")
@@ -109,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         rows[f"pgd{args.pgd_steps}"] = lambda: PGD(norm="l2", steps=args.pgd_steps, **snr)
     if args.cw_steps:
         cw = {"steps": args.cw_steps, "binary_search_steps": args.cw_search, "lr": args.cw_lr}
+        cw["c"] = args.cw_c
         rows[f"cw{args.cw_steps}x{args.cw_search}"] = lambda: CW(**cw, **snr)
     results = {name: _row(out, name, make, victim, test) for name, make in rows.items()}
     print(
