@@ -37,6 +37,16 @@ def test_project_is_exact():
     assert bool((norms <= 0.5).all()) and bool((norms > 0.5 * (1 - 1e-5)).all())
     small = x + 1e-3
     assert torch.equal(project(x, small, Budget("l2", 0.5)), small)  # inside: untouched
+    # Inside the ball, bit-identical even where x + (x_adv - x) would round (L2 rows, Linf samples).
+    x = 0.05 * torch.randn(3, 100, generator=g)
+    near = 1e-6 * torch.randn(3, 100, generator=g)  # ~silence: x_adv - x is ~-x, rounded
+    assert not torch.equal(x + (near - x), near)
+    assert torch.equal(project(x, near, Budget("l2", 1.0)), near)
+    assert torch.equal(project(x, near, Budget("linf", 0.25)), near)
+    far = x + 3 * (near - x)  # rows outside the ball, one inside: only those change
+    mixed = torch.cat([near[:2], far[2:]])
+    out = project(x, mixed, Budget("l2", 1.0))
+    assert torch.equal(out[:2], near[:2]) and float((out[2] - x[2]).norm()) <= 1.0
 
 
 def test_margin_and_objective():

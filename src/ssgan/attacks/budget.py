@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
+import torch
 from torch import Tensor
 
 from ssgan.metrics import check_convention, snr_reference
@@ -53,18 +54,18 @@ def project(x: Tensor, x_adv: Tensor, budget: Budget | None) -> Tensor:
     """Project ``x_adv`` onto the ball ``||x_adv - x|| <= eps`` (per row of ``(batch, time)``).
 
     Linf clamps each sample of ``delta``; L2 rescales rows whose norm exceeds ``eps`` (each
-    row's own with an SNR budget).
+    row's own with an SNR budget). What is already inside comes back bit-identical (``x +
+    (x_adv - x)`` would round it).
     """
     if budget is None:
         return x_adv
     delta = x_adv - x
     if budget.norm == "linf":
-        delta = delta.clamp(-budget.eps, budget.eps)
-    else:
-        norms = delta.flatten(1).norm(dim=1).clamp_min(1e-12)
-        eps = budget.radius(x)
-        eps = eps.view(-1) if isinstance(eps, Tensor) else eps
-        # 1 - 1e-6 keeps the float32 norm of the result at or below eps despite rounding.
-        scale = (eps * (1 - 1e-6) / norms).clamp(max=1.0)
-        delta = delta * scale.view(-1, *([1] * (delta.dim() - 1)))
-    return x + delta
+        clamped = delta.clamp(-budget.eps, budget.eps)
+        return torch.where(clamped == delta, x_adv, x + clamped)
+    norms = delta.flatten(1).norm(dim=1).clamp_min(1e-12)
+    eps = budget.radius(x)
+    eps = eps.view(-1) if isinstance(eps, Tensor) else eps
+    # 1 - 1e-6 keeps the float32 norm of the result at or below eps despite rounding.
+    scale = (eps * (1 - 1e-6) / norms).clamp(max=1.0).view(-1, *([1] * (delta.dim() - 1)))
+    return torch.where(scale < 1.0, x + delta * scale, x_adv)

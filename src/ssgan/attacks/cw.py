@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from ssgan.attacks.base import Attack
-from ssgan.attacks.budget import Budget, project, snr_radius
+from ssgan.attacks.budget import Budget, project
 from ssgan.attacks.checks import check_int, check_positive
 from ssgan.losses import logit_margin
 from ssgan.metrics import check_convention
@@ -149,8 +149,4 @@ class CW(Attack):
         if self.snr_db is None:
             return best_x
         budget = Budget("l2", 0.0, snr_db=self.snr_db, snr_convention=self.snr_convention)
-        # Only the clips outside the ball change: x + (best_x - x) would round the others.
-        radius = snr_radius(x, self.snr_db, self.snr_convention)
-        outside = (best_x - x).flatten(1).norm(dim=1) > radius
-        keep_shape = (-1, *([1] * (x.dim() - 1)))
-        return torch.where(outside.view(keep_shape), project(x, best_x, budget), best_x)
+        return project(x, best_x, budget)
